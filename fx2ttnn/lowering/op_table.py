@@ -1,0 +1,87 @@
+"""Every ttnn op the lowering emits: its handle and the operand requirements the layout pass satisfies.
+
+One row per op.  ``tile``/``row_major`` name the tensor operands (positional index or keyword) that
+must arrive in that layout; ``index`` names operands that must be integer (uint32/int32) tensors;
+``float_dtypes`` restricts the float dtypes an op accepts (OP_CONTRACT: gelu bf16/bf8_b, sigmoid bf16),
+so a float32 program gets a typecast around such an op — reported, never silent.  The reference
+implementation enforces the full contract; this table only says what the compiler must arrange.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import OpKind, TTNNOp
+
+
+@dataclass(frozen=True)
+class OpRule:
+    op: TTNNOp
+    tile: tuple[int | str, ...] = ()
+    row_major: tuple[int | str, ...] = ()
+    index: tuple[int | str, ...] = ()
+    float_dtypes: tuple[str, ...] | None = None
+
+
+RULES: dict[int, OpRule] = {}
+
+
+def _op(name: str, kind: OpKind = OpKind.COMPUTE, *, inplace: int | None = None, **rule) -> TTNNOp:
+    op = TTNNOp(name, kind, inplace)
+    RULES[id(op)] = OpRule(op, **rule)
+    return op
+
+
+def rule_for(op: TTNNOp) -> OpRule:
+    return RULES.get(id(op)) or OpRule(op)
+
+
+C, DM, T = OpKind.COMPUTE, OpKind.DATA_MOVEMENT, OpKind.TRANSFER
+
+# -- transfers and layout (OP_CONTRACT §1) ------------------------------------------------------
+from_torch = _op("from_torch", T)
+to_torch = _op("to_torch", T)
+to_layout = _op("to_layout", DM)
+typecast = _op("typecast", DM)
+to_memory_config = _op("to_memory_config", DM)
+interleaved_to_sharded = _op("interleaved_to_sharded", DM)
+sharded_to_interleaved = _op("sharded_to_interleaved", DM)
+deallocate = _op("deallocate", DM)
+
+# -- compute -------------------------------------------------------------------------------------
+linear = _op("linear", tile=(0, 1, "bias"))
+matmul = _op("matmul", tile=(0, 1))
+embedding = _op("embedding", row_major=(0, 1), index=(0,))
+layer_norm = _op("layer_norm", tile=(0, "weight", "bias", "residual_input_tensor"))
+softmax = _op("softmax", tile=(0,))
+add = _op("add")
+add_ = _op("add", inplace=0)
+subtract = _op("subtract")
+multiply = _op("multiply")
+divide = _op("divide")
+ge = _op("ge", tile=(0, 1))
+gt = _op("gt", tile=(0, 1))
+lt = _op("lt", tile=(0, 1))
+where = _op("where", tile=(0, 1, 2))
+sum_ = _op("sum", tile=(0,))
+relu = _op("relu")
+gelu = _op("gelu", float_dtypes=("bfloat16", "bfloat8_b"))
+sigmoid = _op("sigmoid", float_dtypes=("bfloat16",))
+tanh = _op("tanh")
+leaky_relu = _op("leaky_relu")
+sqrt = _op("sqrt")
+neg = _op("neg")
+
+# -- data movement (OP_CONTRACT §7) --------------------------------------------------------------
+reshape = _op("reshape", DM)
+permute = _op("permute", DM)
+transpose = _op("transpose", DM)
+concat = _op("concat", DM)
+slice_ = _op("slice", DM)
+pad = _op("pad", DM)
+repeat = _op("repeat", DM)
+
+# -- KV cache (OP_CONTRACT §6) -------------------------------------------------------------------
+paged_update_cache = _op("experimental.paged_update_cache", inplace=0, tile=(0, 1), index=("update_idxs_tensor",))
+
+UNARY = {"relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu, "sqrt": sqrt,
+         "neg": neg}

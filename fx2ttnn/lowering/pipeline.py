@@ -1,0 +1,111 @@
+"""The pass pipeline that lowers a captured ATen program to a TTNN program, and its result."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import torch.fx
+
+from ..errors import LoweringError
+from .capture import CapturedProgram
+from .ir import HostOp, OpKind, ProgramSignature, TensorSpec, TTNNOp, aten_name, is_aten, source_module
+from .printer import format_program
+
+
+@dataclass
+class FallbackRecord:
+    op: str
+    module: str
+    reason: str
+    node: str
+
+
+@dataclass
+class LoweredProgram:
+    """A lowered TTNN program: the graph, its I/O specs, and what the pipeline did to get there."""
+
+    name: str
+    graph_module: torch.fx.GraphModule
+    signature: ProgramSignature
+    input_specs: dict[str, TensorSpec]
+    output_specs: list[TensorSpec]
+    pass_records: list = field(default_factory=list)
+    capture_seconds: float = 0.0
+    lowering_seconds: float = 0.0
+
+    def nodes(self) -> Iterable[torch.fx.Node]:
+        return (n for n in self.graph_module.graph.nodes if n.op == "call_function")
+
+    def op_histogram(self) -> dict[str, int]:
+        """TTNN ops by name (``ttnn.linear`` …), transfers included, host fallbacks as ``host.<aten op>``."""
+        c: Counter = Counter()
+        for n in self.nodes():
+            if isinstance(n.target, (TTNNOp, HostOp)):
+                c[n.target.qualified_name] += 1
+        return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def count(self, kind: OpKind) -> int:
+        return sum(1 for n in self.nodes() if getattr(n.target, "kind", None) is kind)
+
+    def fallbacks(self) -> list[FallbackRecord]:
+        return [FallbackRecord(n.target.name.removeprefix("host."), source_module(n), n.meta.get("fallback_reason", ""),
+                               n.name) for n in self.nodes() if isinstance(n.target, HostOp)]
+
+    def pretty(self) -> str:
+        return format_program(self)
+
+
+def verify(gm: torch.fx.GraphModule, name: str) -> None:
+    """Postconditions of a lowered program: no ATen call left, every value typed, host ops fed host tensors."""
+    for n in gm.graph.nodes:
+        if is_aten(n):
+            raise LoweringError(f"{name}: node {n.name} ({aten_name(n.target)}) was neither lowered nor marked as fallback")
+        if n.op in ("placeholder", "call_function") and "tensor_spec" not in n.meta and n.users \
+                and not isinstance(n.target, type(None)):
+            if n.op == "call_function" and not isinstance(n.target, (TTNNOp, HostOp)):
+                continue  # getitem of a tuple result
+            raise LoweringError(f"{name}: node {n.name} has no tensor spec")
+
+
+def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs: Sequence[TensorSpec | None]):
+    from ..passes.assign_layouts import AssignLayouts
+    from ..passes.canonicalize import Canonicalize
+    from ..passes.decompose import Decompose
+    from ..passes.fold_constants import FoldConstants
+    from ..passes.insert_host_fallbacks import InsertHostFallbacks
+    from ..passes.lower_data_movement import LowerDataMovement
+    from ..passes.lower_elementwise import LowerElementwise
+    from ..passes.lower_embedding import LowerEmbedding
+    from ..passes.lower_kv_cache import LowerKVCache
+    from ..passes.lower_layer_norm import LowerLayerNorm
+    from ..passes.lower_linear import LowerLinear
+    from ..passes.lower_matmul import LowerMatmul
+    from ..passes.lower_softmax import LowerSoftmax
+
+    return [
+        Canonicalize(), FoldConstants(), Decompose(), LowerLinear(), LowerLayerNorm(), LowerEmbedding(),
+        LowerKVCache(), LowerMatmul(), LowerSoftmax(), LowerElementwise(), LowerDataMovement(),
+        InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs),
+    ]
+
+
+def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[str, TensorSpec],
+                  output_specs: Sequence[TensorSpec | None] = (), dump_dir: Path | None = None,
+                  print_after: Iterable[str] | Literal["all"] = (), passes: Sequence | None = None) -> LoweredProgram:
+    from ..passes.pass_manager import PassManager
+    from .printer import render_graph
+
+    t0 = time.perf_counter()
+    pipeline = passes if passes is not None else default_passes(dtype, input_specs, output_specs)
+    pm = PassManager(pipeline, dump_dir=dump_dir, print_after=print_after, render=render_graph, program=captured.name)
+    result = pm(captured.graph_module)
+    gm = result.graph_module
+    verify(gm, captured.name)
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    outs = [a.meta["tensor_spec"] for a in out_node.args[0]]
+    ins = {n.name: n.meta["tensor_spec"] for n in gm.graph.nodes if n.op == "placeholder"}
+    return LoweredProgram(captured.name, gm, captured.signature, ins, outs, result.records, captured.seconds,
+                          time.perf_counter() - t0)

@@ -1,0 +1,237 @@
+"""``lower_model``: SpeechT5 (+ HiFi-GAN) → four lowered TTNN programs and a runtime to drive them.
+
+Programs are static-shape.  Their shapes are keyed by batch size and bucket: the text length is padded
+to a bucket of ``text_buckets`` (with the attention mask), the spectrogram to a frame bucket (with valid
+masks).  ``lower_model`` captures and lowers the default variant of each program (batch 1, the smallest
+buckets) — these are ``tts.programs``; other variants are captured and lowered the first time a call needs
+them, then cached (``tts.report()`` lists every variant and what lowering it cost).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import torch
+from torch import nn
+
+from .errors import UnsupportedModelError
+from .lowering import speecht5 as s5
+from .lowering.capture import capture
+from .lowering.ir import TensorSpec
+from .lowering.pipeline import LoweredProgram, lower_program
+from .runtime.backend import Backend, open_backend
+from .runtime.executor import BoundProgram
+
+PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
+DTYPES = ("bfloat16", "float32")
+DEFAULT_MAX_STEPS = 1024
+
+
+@dataclass
+class ProgramVariant:
+    name: str
+    key: tuple[int, ...]
+    lowered: LoweredProgram
+    bound: BoundProgram
+
+
+@dataclass
+class DumpOptions:
+    dump_dir: Path | None = None
+    print_after: Iterable[str] | Literal["all"] = ()
+
+
+def _dev(shape: tuple[int, ...], dtype: str, layout: str = "TILE") -> TensorSpec:
+    return TensorSpec(tuple(shape), dtype, layout, "DRAM", True)
+
+
+def _host(shape: tuple[int, ...], torch_dtype: torch.dtype) -> TensorSpec:
+    return TensorSpec(tuple(shape), str(torch_dtype))
+
+
+class LoweredSpeechT5:
+    """SpeechT5 text-to-speech lowered to TTNN programs; ``generate_speech`` mirrors HF's."""
+
+    def __init__(self, model: nn.Module, vocoder: nn.Module | None, *, backend: Backend, dtype: str, max_steps: int,
+                 prenet_dropout: bool, dump: DumpOptions | None = None):
+        self.model = model
+        self.vocoder = vocoder
+        self.config = model.config
+        self.backend = backend
+        self.dtype = dtype
+        self.max_steps = max_steps
+        self.prenet_dropout = prenet_dropout
+        self.dump = dump or DumpOptions()
+        self.text_buckets = s5.text_buckets(self.config.max_text_positions)
+        self._variants: dict[tuple[str, tuple[int, ...]], ProgramVariant] = {}
+        self._extra_vocoders: dict[int, "LoweredSpeechT5"] = {}
+        self._state: dict[tuple[int, int], Any] = {}
+        self.lower_seconds = 0.0
+
+    # -- programs ----------------------------------------------------------------------------
+    @property
+    def programs(self) -> dict[str, LoweredProgram]:
+        """The default variant of each program (batch 1, smallest buckets)."""
+        out = {}
+        for name in PROGRAMS:
+            if name == "vocoder" and self.vocoder is None:
+                continue
+            out[name] = self.variant(name, self.default_key(name)).lowered
+        return out
+
+    @property
+    def variants(self) -> list[ProgramVariant]:
+        return list(self._variants.values())
+
+    def default_key(self, name: str) -> tuple[int, ...]:
+        if name in ("encoder", "decoder_step"):
+            return (1, self.text_buckets[0])
+        return (1, s5.frame_bucket(1))
+
+    def variant(self, name: str, key: tuple[int, ...]) -> ProgramVariant:
+        k = (name, tuple(key))
+        if k not in self._variants:
+            t0 = time.perf_counter()
+            lowered = self._lower(name, key)
+            bound = BoundProgram(lowered.graph_module, self.backend, name=f"{name}{list(key)}")
+            self._variants[k] = ProgramVariant(name, tuple(key), lowered, bound)
+            self.lower_seconds += time.perf_counter() - t0
+        return self._variants[k]
+
+    def _dump_dir(self, name: str, key: tuple[int, ...]) -> Path | None:
+        if self.dump.dump_dir is None:
+            return None
+        return Path(self.dump.dump_dir) / f"{name}_{'x'.join(map(str, key))}"
+
+    def _lower(self, name: str, key: tuple[int, ...]) -> LoweredProgram:
+        cfg, d = self.config, self.dtype
+        bsz = key[0]
+        heads, hidden = cfg.decoder_attention_heads, cfg.hidden_size
+        dh = hidden // heads
+        n_layers = cfg.decoder_layers
+        if name == "encoder":
+            seq = key[1]
+            module = s5.EncoderProgram(self.model)
+            ins, outs = s5.encoder_io(n_layers)
+            args = (torch.full((bsz, seq), cfg.pad_token_id, dtype=torch.long), torch.ones(bsz, seq),
+                    torch.randn(bsz, cfg.speaker_embedding_dim))
+            in_specs = {"input_ids": _host((bsz, seq), torch.int64), "attention_mask": _host((bsz, seq), torch.float32),
+                        "speaker_embeddings": _host((bsz, cfg.speaker_embedding_dim), torch.float32)}
+            out_specs = [_dev((bsz, seq, hidden), d), _dev((bsz, 1, 1, seq), d), _dev((bsz, 1, cfg.speaker_embedding_dim), d)]
+            out_specs += [_dev((bsz, heads, seq, dh), d)] * (2 * n_layers)
+        elif name == "decoder_step":
+            seq = key[1]
+            module = s5.DecoderStepProgram(self.model, max_steps=self.max_steps, prenet_dropout=self.prenet_dropout)
+            ins, outs = s5.decoder_step_io(n_layers, cfg.speech_decoder_prenet_layers, self.prenet_dropout)
+            cache = [torch.zeros(bsz, heads, self.max_steps, dh) for _ in range(n_layers)]
+            cross = [torch.zeros(bsz, heads, seq, dh) for _ in range(n_layers)]
+            masks = [torch.ones(self.max_steps, cfg.speech_decoder_prenet_units)
+                     for _ in range(cfg.speech_decoder_prenet_layers)] if self.prenet_dropout else []
+            args = (torch.zeros(bsz, 1, cfg.num_mel_bins), torch.zeros(bsz, dtype=torch.long),
+                    torch.zeros(bsz, 1, cfg.speaker_embedding_dim), torch.zeros(bsz, 1, 1, seq),
+                    cache, [c.clone() for c in cache], cross, [c.clone() for c in cross], masks)
+            in_specs = {"frame": _dev((bsz, 1, cfg.num_mel_bins), d), "position": _dev((bsz,), "int32", "ROW_MAJOR"),
+                        "speaker": _dev((bsz, 1, cfg.speaker_embedding_dim), d),
+                        "cross_attention_mask": _dev((bsz, 1, 1, seq), d)}
+            for i in range(n_layers):
+                for kind in ("self_k", "self_v"):
+                    in_specs[f"{kind}_{i}"] = _dev((bsz, heads, self.max_steps, dh), d)
+                for kind in ("cross_k", "cross_v"):
+                    in_specs[f"{kind}_{i}"] = _dev((bsz, heads, seq, dh), d)
+            for i in range(len(masks)):
+                in_specs[f"dropout_mask_{i}"] = _dev((self.max_steps, cfg.speech_decoder_prenet_units), d, "AUTO")
+            out_specs = [_dev((bsz, cfg.reduction_factor, cfg.num_mel_bins), d), _dev((bsz, cfg.reduction_factor), d),
+                         _dev((bsz, 1, cfg.num_mel_bins), d)]
+        elif name == "postnet":
+            frames = key[1]
+            module = s5.PostnetProgram(self.model)
+            ins, outs = ["spectrogram", "frame_mask"], ["spectrogram"]
+            args = (torch.zeros(bsz, frames, cfg.num_mel_bins), torch.ones(bsz, frames))
+            in_specs = {"spectrogram": _dev((bsz, frames, cfg.num_mel_bins), d),
+                        "frame_mask": _host((bsz, frames), torch.float32)}
+            out_specs = [_dev((bsz, frames, cfg.num_mel_bins), d)]
+        elif name == "vocoder":
+            if self.vocoder is None:
+                raise UnsupportedModelError("no vocoder was given to lower_model")
+            frames = key[1]
+            module = s5.VocoderProgram(self.vocoder)
+            geo = s5.VocoderGeometry.of(self.vocoder)
+            lengths = geo.lengths(frames)
+            ins, outs = s5.vocoder_io(len(geo.upsamplers))
+            args = (torch.zeros(bsz, frames, self.vocoder.config.model_in_dim), *[torch.ones(1, 1, n) for n in lengths])
+            in_specs = {"spectrogram": _dev((bsz, frames, self.vocoder.config.model_in_dim), d)}
+            for i, n in enumerate(lengths):
+                in_specs[f"valid_mask_{i}"] = _host((1, 1, n), torch.float32)
+            out_specs = [_dev((bsz, lengths[-1]), d)]
+        else:
+            raise UnsupportedModelError(f"unknown program {name!r}; programs are {', '.join(PROGRAMS)}")
+        captured = capture(module, args, name=name, input_names=ins, output_names=outs)
+        return lower_program(captured, dtype=d, input_specs=in_specs, output_specs=out_specs,
+                             dump_dir=self._dump_dir(name, key), print_after=self.dump.print_after)
+
+    # -- running -------------------------------------------------------------------------------
+    def generate_speech(self, input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None = None, *,
+                        attention_mask: torch.Tensor | None = None, threshold: float = 0.5,
+                        minlenratio: float = 0.0, maxlenratio: float = 20.0, vocoder: Any = None,
+                        return_output_lengths: bool = False, seed: int | None = None, progress: bool = False):
+        """HF ``SpeechT5ForTextToSpeech.generate_speech`` on the lowered programs (see runtime/generate.py)."""
+        from .runtime.generate import generate_speech
+        return generate_speech(self, input_ids, speaker_embeddings, attention_mask=attention_mask,
+                               threshold=threshold, minlenratio=minlenratio, maxlenratio=maxlenratio,
+                               vocoder=vocoder, return_output_lengths=return_output_lengths, seed=seed,
+                               progress=progress)
+
+    def lowered_vocoder_for(self, vocoder: nn.Module) -> "LoweredSpeechT5":
+        """The lowering that owns ``vocoder``: this one, or a vocoder-only lowering made on first use."""
+        if vocoder is self.vocoder:
+            return self
+        key = id(vocoder)
+        if key not in self._extra_vocoders:
+            s5.check_supported(self.model, vocoder)
+            self._extra_vocoders[key] = LoweredSpeechT5(self.model, vocoder, backend=self.backend, dtype=self.dtype,
+                                                        max_steps=self.max_steps, prenet_dropout=self.prenet_dropout)
+        return self._extra_vocoders[key]
+
+    def report(self) -> "Report":
+        from .report import Report
+        return Report.of(self)
+
+
+def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: str = "auto",
+                dtype: str = "bfloat16", max_steps: int | None = None, prenet_dropout: bool = True,
+                device: str | None = None, dump_dir: str | Path | None = None,
+                print_after: Iterable[str] | Literal["all"] = ()) -> LoweredSpeechT5:
+    """Trace ``model`` (a ``SpeechT5ForTextToSpeech``) and ``vocoder`` (a ``SpeechT5HifiGan``), lower them to
+    TTNN programs and bind them to ``backend``.
+
+    Args:
+        backend: ``"auto"`` (real ttnn if it imports and a device opens, else the reference), ``"ttnn"``, or
+            ``"reference"``.
+        dtype: ``"bfloat16"`` (weights and activations, as on device) or ``"float32"``.
+        max_steps: decode steps the KV cache holds (a multiple of 32, at most ``config.max_speech_positions``);
+            generation stops there (see ``generate_speech``).  Default 1024.
+        prenet_dropout: reproduce HF's inference-time prenet dropout (default, as HF); ``False`` disables it.
+        device: for the reference backend, the torch device its kernels run on ("cpu", "cuda").
+        dump_dir / print_after: write / print the graph after each pass (see ``fx2ttnn dump``).
+    """
+    s5.check_supported(model, vocoder)
+    if dtype not in DTYPES:
+        raise UnsupportedModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    limit = model.config.max_speech_positions
+    max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
+    if max_steps < 32 or max_steps % 32 or max_steps > limit:
+        raise UnsupportedModelError(f"max_steps must be a multiple of 32 in [32, {limit}] "
+                                    f"(config.max_speech_positions), got {max_steps}")
+    model.eval()
+    if vocoder is not None:
+        vocoder.eval()
+    t0 = time.perf_counter()
+    tts = LoweredSpeechT5(model, vocoder, backend=open_backend(backend, device=device), dtype=dtype,
+                          max_steps=max_steps, prenet_dropout=prenet_dropout,
+                          dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after))
+    tts.programs  # noqa: B018 - capture and lower the default variants now
+    tts.lower_seconds = time.perf_counter() - t0
+    return tts
+

@@ -1,0 +1,58 @@
+"""decompose: rewrite ATen ops that have no ttnn counterpart into ones that do, exactly.
+
+Input:   canonical ATen graph.
+Output:  ``linalg_vector_norm(x, 2, dims, keepdim)`` → ``sqrt(sum(x * x, dims, keepdim))``;
+         ``clamp_min(x, c)`` → ``where(x >= c, x, c)``; ``rsub(x, c)`` → ``mul(sub(x, c), -1)``;
+         ``squeeze``/``unsqueeze``/``flatten`` → ``view`` (reshape); ``t``/``permute`` of rank ≤ 2 → ``transpose``.
+Leaves alone: norms of other orders and every op not listed (they stay for the lowering or a fallback).
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx
+
+from .graph_utils import aten, aten_nodes, replace, val
+from .pass_manager import FxPass, PassResult
+
+_TO_VIEW = {aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default, aten.unsqueeze.default,
+            aten.flatten.using_ints}
+
+
+class Decompose(FxPass):
+    name = "decompose"
+
+    def call(self, gm: torch.fx.GraphModule) -> PassResult:
+        stats = {"vector_norm": 0, "clamp_min": 0, "rsub": 0, "view": 0}
+        g = gm.graph
+        for node in aten_nodes(gm):
+            t = node.target
+            with g.inserting_before(node):
+                if t is aten.linalg_vector_norm.default and (node.args[1] if len(node.args) > 1 else 2) == 2:
+                    x = node.args[0]
+                    dims = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim")
+                    keep = node.args[3] if len(node.args) > 3 else node.kwargs.get("keepdim", False)
+                    sq = g.call_function(aten.mul.Tensor, (x, x))
+                    sq.meta["val"] = val(x)
+                    s = g.call_function(aten.sum.dim_IntList, (sq, list(dims) if dims is not None else None, keep))
+                    s.meta["val"] = val(node)
+                    new = g.call_function(aten.sqrt.default, (s,))
+                    stats["vector_norm"] += 1
+                elif t is aten.clamp_min.default:
+                    x, c = node.args
+                    ge = g.call_function(aten.ge.Scalar, (x, c))
+                    ge.meta["val"] = torch.empty_like(val(x), dtype=torch.bool)
+                    new = g.call_function(aten.where.ScalarOther, (ge, x, c))
+                    stats["clamp_min"] += 1
+                elif t is aten.rsub.Scalar:
+                    x, c = node.args[0], node.args[1]
+                    d = g.call_function(aten.sub.Tensor, (x, c))
+                    d.meta["val"] = val(node)
+                    new = g.call_function(aten.mul.Tensor, (d, -1))
+                    stats["rsub"] += 1
+                elif t in _TO_VIEW:
+                    new = g.call_function(aten.view.default, (node.args[0], list(val(node).shape)))
+                    stats["view"] += 1
+                else:
+                    continue
+            replace(node, new)
+        return self.result(gm, stats)

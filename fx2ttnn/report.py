@@ -1,0 +1,74 @@
+"""``tts.report()``: what was lowered, per program variant: TTNN ops, host fallbacks, transfers, passes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .lowering.ir import OpKind
+from .lowering.pipeline import FallbackRecord
+
+if TYPE_CHECKING:
+    from .model import LoweredSpeechT5
+
+
+@dataclass
+class ProgramReport:
+    name: str
+    key: tuple[int, ...]
+    ops: dict[str, int]
+    ttnn_ops: int
+    transfer_ops: int
+    host_fallbacks: list[FallbackRecord]
+    ops_per_call: int
+    transfers_per_call: int
+    passes: list[tuple[str, dict[str, int]]]
+    capture_seconds: float
+    lowering_seconds: float
+    weight_bytes: int
+
+    @property
+    def fallback_count(self) -> int:
+        return len(self.host_fallbacks)
+
+
+@dataclass
+class Report:
+    backend: str
+    dtype: str
+    max_steps: int
+    prenet_dropout: bool
+    programs: list[ProgramReport] = field(default_factory=list)
+    lower_seconds: float = 0.0
+
+    @staticmethod
+    def of(tts: "LoweredSpeechT5") -> "Report":
+        rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout, lower_seconds=tts.lower_seconds)
+        for v in tts.variants:
+            lp = v.lowered
+            weights = sum(n.meta["tensor_spec"].nbytes for n in lp.nodes()
+                          if n.target is not None and getattr(n.target, "name", "") == "from_torch"
+                          and all(a.op == "get_attr" for a in n.all_input_nodes))
+            rep.programs.append(ProgramReport(
+                v.name, v.key, lp.op_histogram(), lp.count(OpKind.COMPUTE) + lp.count(OpKind.DATA_MOVEMENT),
+                lp.count(OpKind.TRANSFER), lp.fallbacks(), v.bound.counts.ttnn_ops, v.bound.counts.transfers,
+                [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds, weights))
+        return rep
+
+    def program(self, name: str) -> ProgramReport:
+        for p in self.programs:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        lines = [f"fx2ttnn report — backend: {self.backend}; dtype {self.dtype}; max_steps {self.max_steps}; "
+                 f"prenet dropout {'on' if self.prenet_dropout else 'off'}; lowering {self.lower_seconds:.1f} s"]
+        for p in self.programs:
+            lines.append(f"\n[{p.name} {'x'.join(map(str, p.key))}] {p.ops_per_call} TTNN ops per call, "
+                         f"{p.transfers_per_call} host<->device transfers per call, {len(p.host_fallbacks)} host "
+                         f"fallbacks, weights {p.weight_bytes / 2**20:.1f} MiB, capture {p.capture_seconds:.1f} s, "
+                         f"passes {p.lowering_seconds:.1f} s")
+            lines.append("  ops: " + ", ".join(f"{k} x{v}" for k, v in p.ops.items()))
+            for f in p.host_fallbacks:
+                lines.append(f"  fallback: {f.op} in {f.module or '?'} — {f.reason}")
+        return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Bind a lowered program to a ttnn module once; run it as one generated Python function.
+
+Binding (the mirror of ttnn trace capture on the host side):
+  1. every node that depends only on constants — weight uploads ``from_torch(get_attr)``, their layout
+     conversions — is executed now, with contract checks, and its result kept (weights live on device);
+  2. the remaining nodes become straight-line Python source, one ttnn call per line, every function,
+     constant and ttnn attribute pre-resolved into the function's globals, values freed after their last
+     use.  On the reference backend the calls go to the kernels without per-call contract checks: the
+     program was checked node by node when it was lowered (``lowering.abstract``) and its inputs are
+     checked against their specs on the first call.
+
+The same code drives the real ``ttnn`` package and the reference implementation.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.fx
+
+from ..errors import GenerationError
+from ..lowering.abstract import resolve_arg, resolve_path
+from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp
+from .backend import Backend
+
+
+@dataclass
+class CallCounts:
+    ttnn_ops: int = 0
+    host_ops: int = 0
+    transfers: int = 0
+
+
+def _is_constant(node: torch.fx.Node, const: set[torch.fx.Node]) -> bool:
+    if node.op == "get_attr":
+        return True
+    if node.op != "call_function" or getattr(node.target, "inplace", None) is not None:
+        return False
+    inputs = node.all_input_nodes
+    return bool(inputs) and all(n in const for n in inputs)
+
+
+class BoundProgram:
+    """A lowered program bound to ``backend``: call it with the program inputs, get its outputs."""
+
+    def __init__(self, gm: torch.fx.GraphModule, backend: Backend, *, name: str = "program"):
+        self.name = name
+        self.backend = backend
+        self.graph_module = gm
+        self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        self.input_specs: list[TensorSpec] = [n.meta["tensor_spec"] for n in self.placeholders]
+        self._globals: dict[str, Any] = {"torch": torch, "math": math}
+        self._names: dict[torch.fx.Node, str] = {}
+        self.counts = CallCounts()
+        self._bind_constants(gm)
+        self.source = self._codegen(gm)
+        scope: dict[str, Any] = {}
+        exec(compile(self.source, f"<fx2ttnn {name}>", "exec"), self._globals, scope)
+        self.run: Callable[..., tuple] = scope["run"]
+        self._validated = False
+
+    # -- binding -------------------------------------------------------------------------------
+    def _global(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self._globals)}"
+        self._globals[name] = value
+        return name
+
+    def _fn(self, target: Any) -> Any:
+        if isinstance(target, TTNNOp):
+            return self.backend.fn(target)
+        if isinstance(target, HostOp):
+            return target.target
+        return target
+
+    def _bind_constants(self, gm: torch.fx.GraphModule) -> None:
+        const: set[torch.fx.Node] = set()
+        values: dict[torch.fx.Node, Any] = {}
+        ttnn, device = self.backend.ttnn, self.backend.device
+        for node in gm.graph.nodes:
+            if not _is_constant(node, const):
+                continue
+            const.add(node)
+            if node.op == "get_attr":
+                values[node] = resolve_path(gm, node.target)
+            else:
+                fn = resolve_path(ttnn, node.target.name) if isinstance(node.target, TTNNOp) else self._fn(node.target)
+                args = resolve_arg(node.args, ttnn, device, values.__getitem__)
+                kwargs = resolve_arg(node.kwargs, ttnn, device, values.__getitem__)
+                values[node] = fn(*args, **kwargs)  # checked call: constants are bound once
+        needed = {n for n in const if any(u not in const for u in n.users)}
+        for node in needed:
+            self._names[node] = self._global("c", values[node])
+
+    def _expr(self, a: Any) -> str:
+        if isinstance(a, torch.fx.Node):
+            return self._names[a]
+        if isinstance(a, (Ref, Construct)):
+            return self._global("r", resolve_arg(a, self.backend.ttnn, self.backend.device, lambda n: None))
+        if isinstance(a, list):
+            return "[" + ", ".join(self._expr(x) for x in a) + "]"
+        if isinstance(a, tuple):
+            return "(" + "".join(self._expr(x) + ", " for x in a) + ")"
+        if isinstance(a, dict):
+            return "{" + ", ".join(f"{k!r}: {self._expr(v)}" for k, v in a.items()) + "}"
+        if isinstance(a, float) and not math.isfinite(a):
+            return self._global("k", a)
+        if a is None or isinstance(a, (bool, int, float, str)):
+            return repr(a)
+        return self._global("k", a)
+
+    def _codegen(self, gm: torch.fx.GraphModule) -> str:
+        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n not in self._names]
+        params = []
+        for i, ph in enumerate(self.placeholders):
+            self._names[ph] = f"a{i}"
+            params.append(f"a{i}")
+        last_use: dict[torch.fx.Node, torch.fx.Node] = {}
+        for n in nodes:
+            for inp in n.all_input_nodes:
+                last_use[inp] = n
+        out_node = next(n for n in gm.graph.nodes if n.op == "output")
+        outputs = set(out_node.all_input_nodes)
+        lines = [f"def run({', '.join(params)}):"]
+        local: set[torch.fx.Node] = set()
+        for i, n in enumerate(nodes):
+            var = f"v{i}"
+            target = n.target
+            args = ", ".join([self._expr(a) for a in n.args] + [f"{k}={self._expr(v)}" for k, v in n.kwargs.items()])
+            if target is operator.getitem:
+                lines.append(f"    {var} = {self._expr(n.args[0])}[{self._expr(n.args[1])}]")
+            else:
+                fn = self._global("f", self._fn(target))
+                inplace = getattr(target, "inplace", None)
+                if inplace is not None:
+                    lines.append(f"    {fn}({args})")
+                    lines.append(f"    {var} = {self._expr(n.args[inplace])}")
+                else:
+                    lines.append(f"    {var} = {fn}({args})")
+                kind = getattr(target, "kind", None)
+                if kind is OpKind.HOST:
+                    self.counts.host_ops += 1
+                elif kind is OpKind.TRANSFER:
+                    self.counts.transfers += 1
+                else:
+                    self.counts.ttnn_ops += 1
+            self._names[n] = var
+            local.add(n)
+            dead = [self._names[x] for x in n.all_input_nodes
+                    if last_use.get(x) is n and x not in outputs and x in local]
+            if dead:
+                lines.append(f"    del {', '.join(dead)}")
+        rets = [self._expr(a) for a in out_node.args[0]]
+        lines.append(f"    return ({''.join(r + ', ' for r in rets)})")
+        return "\n".join(lines) + "\n"
+
+    # -- running -------------------------------------------------------------------------------
+    def check_inputs(self, inputs: tuple) -> None:
+        if len(inputs) != len(self.placeholders):
+            raise GenerationError(f"{self.name} takes {len(self.placeholders)} inputs "
+                                  f"({', '.join(p.name for p in self.placeholders)}), got {len(inputs)}")
+        for ph, spec, x in zip(self.placeholders, self.input_specs, inputs):
+            got = self.backend.spec_of(x)
+            if got is None or got.shape != spec.shape or got.dtype != spec.dtype or got.layout != spec.layout \
+                    or got.on_device != spec.on_device:
+                raise GenerationError(f"{self.name} input '{ph.name}' must be {spec}, got {got}")
+
+    def __call__(self, *inputs: Any) -> tuple:
+        if not self._validated:
+            self.check_inputs(inputs)
+            self._validated = True
+        return self.run(*inputs)

@@ -1,0 +1,217 @@
+"""The generation loop: HF ``_generate_speech`` on lowered programs.
+
+Per utterance: the encoder program runs once (states, cross-attention K/V, masks, normalized speaker); the
+decode step runs once per step, on device tensors it updates itself (KV caches, ``position``, the next mel
+frame); the only data read back per step is the stop probabilities.  When every utterance has stopped, the
+step outputs are concatenated on device, padded to a frame bucket, and the postnet and vocoder programs run.
+
+Semantics follow HF exactly: ``maxlen = int(S * maxlenratio / r)``, ``minlen = int(S * minlenratio / r)``
+with ``S`` the given input length; an utterance stops at the first step ``>= minlen`` whose
+``sum(stop probabilities) >= threshold``, or at ``maxlen``; each utterance's spectrogram is the postnet
+over its own frames; batched outputs are zero-padded; ``return_output_lengths`` gives HF's lengths.
+
+``max_steps`` (lowering option) bounds the KV cache: if ``maxlen`` exceeds it and an utterance has not
+stopped after ``max_steps`` steps, generation stops there as if ``maxlen`` had been reached, and a
+``RuntimeWarning`` says so (HF would have continued).  Prenet dropout masks are drawn on the host once per
+utterance (HF's law: keep with probability p, scale 1/(1-p), one mask per step shared by the batch) from
+``seed`` (or torch's global RNG, as HF) and uploaded with the other per-utterance inputs.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import GenerationError
+from ..lowering import speecht5 as s5
+from ..lowering.ir import TensorSpec
+
+if TYPE_CHECKING:
+    from ..model import LoweredSpeechT5
+
+
+@dataclass
+class GenerationStats:
+    steps: int
+    batch: int
+    text_bucket: int
+    frame_bucket: int
+    seconds: float
+    encoder_seconds: float
+    decode_seconds: float
+    postnet_seconds: float
+    vocoder_seconds: float
+    transfers_per_step: float
+    setup_uploads: int
+    audio_seconds: float | None = None
+
+    @property
+    def ms_per_step(self) -> float:
+        return 1000 * self.decode_seconds / max(self.steps, 1)
+
+
+def upload(ttnn: Any, device: Any, spec: TensorSpec, value: torch.Tensor) -> Any:
+    """Host tensor → device tensor matching a program input spec."""
+    return ttnn.from_torch(value, dtype=getattr(ttnn, spec.dtype), layout=getattr(ttnn, f"{spec.layout}_LAYOUT"),
+                           device=device)
+
+
+def _validate(tts: "LoweredSpeechT5", input_ids: Any, speaker: Any, attention_mask: Any) -> None:
+    cfg = tts.config
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+        raise GenerationError(f"input_ids must be an integer tensor [batch, length], got "
+                              f"{getattr(input_ids, 'shape', type(input_ids).__name__)}")
+    bsz, seq = input_ids.shape
+    if bsz == 0 or seq == 0:
+        raise GenerationError("input_ids is empty")
+    if int(input_ids.min()) < 0 or int(input_ids.max()) >= cfg.vocab_size:
+        raise GenerationError(f"input_ids must be token ids in [0, {cfg.vocab_size})")
+    if speaker is None:
+        raise GenerationError("speaker_embeddings must be given: a [batch, "
+                              f"{cfg.speaker_embedding_dim}] tensor (e.g. an x-vector)")
+    if not isinstance(speaker, torch.Tensor) or tuple(speaker.shape) != (bsz, cfg.speaker_embedding_dim):
+        raise GenerationError(f"speaker_embeddings must be [{bsz}, {cfg.speaker_embedding_dim}], got "
+                              f"{list(getattr(speaker, 'shape', []))}")
+    if attention_mask is not None and tuple(attention_mask.shape) != (bsz, seq):
+        raise GenerationError(f"attention_mask must be [{bsz}, {seq}] like input_ids, got {list(attention_mask.shape)}")
+    if seq > tts.text_buckets[-1]:
+        raise GenerationError(f"input length {seq} exceeds the model's {tts.text_buckets[-1]} text positions")
+
+
+def dropout_tables(tts: "LoweredSpeechT5", seed: int | None) -> list[torch.Tensor]:
+    """Per prenet layer, one pre-scaled dropout mask row per step: HF ``_consistent_dropout``'s law."""
+    cfg = tts.config
+    p = cfg.speech_decoder_prenet_dropout
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    scale = 1.0 / (1.0 - p)
+    shape = (tts.max_steps, cfg.speech_decoder_prenet_units)
+    return [torch.bernoulli(torch.full(shape, p), generator=gen) * scale
+            for _ in range(cfg.speech_decoder_prenet_layers)]
+
+
+def _decode_state(tts: "LoweredSpeechT5", bsz: int, specs: dict[str, TensorSpec]) -> dict[str, Any]:
+    """KV caches for batch ``bsz``: allocated (zeroed) once and reused; stale entries are always masked."""
+    if bsz not in tts._state:
+        ttnn, device = tts.backend.ttnn, tts.backend.device
+        state = {}
+        for name, spec in specs.items():
+            if name.startswith(("self_k_", "self_v_")):
+                state[name] = upload(ttnn, device, spec, torch.zeros(spec.shape))
+        tts._state[bsz] = state
+    return tts._state[bsz]
+
+
+def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None, *,
+                    attention_mask: torch.Tensor | None = None, threshold: float = 0.5, minlenratio: float = 0.0,
+                    maxlenratio: float = 20.0, vocoder: Any = None, return_output_lengths: bool = False,
+                    seed: int | None = None, progress: bool = False):
+    _validate(tts, input_ids, speaker_embeddings, attention_mask)
+    ttnn, device = tts.backend.ttnn, tts.backend.device
+    cfg = tts.config
+    r, mel = cfg.reduction_factor, cfg.num_mel_bins
+    bsz, seq = input_ids.shape
+    voc_tts = None
+    if vocoder is None and tts.vocoder is not None:
+        voc_tts = tts
+    elif isinstance(vocoder, nn.Module):
+        voc_tts = tts.lowered_vocoder_for(vocoder)
+    elif vocoder not in (None, False):
+        raise GenerationError(f"vocoder must be a SpeechT5HifiGan, None (the lowered one) or False, got {type(vocoder).__name__}")
+
+    t_start = time.perf_counter()
+    mask = attention_mask if attention_mask is not None else (input_ids != cfg.pad_token_id).int()
+    bucket = s5.bucket_for(seq, tts.text_buckets, "input length")
+    ids = torch.nn.functional.pad(input_ids.long(), (0, bucket - seq), value=cfg.pad_token_id)
+    mask = torch.nn.functional.pad(mask.float(), (0, bucket - seq))
+    maxlen = int(seq * maxlenratio / r)
+    minlen = int(seq * minlenratio / r)
+
+    # -- encoder: once per utterance -------------------------------------------------------------
+    enc = tts.variant("encoder", (bsz, bucket)).bound
+    step_variant = tts.variant("decoder_step", (bsz, bucket))
+    step, specs = step_variant.bound, step_variant.lowered.input_specs
+    t0 = time.perf_counter()
+    _hidden, cross_mask, speaker, *cross = enc(ids, mask, speaker_embeddings.float())
+    t_enc = time.perf_counter() - t0
+    cache = _decode_state(tts, bsz, specs)
+    n = cfg.decoder_layers
+    position = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
+    frame = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
+    tables = [upload(ttnn, device, specs[f"dropout_mask_{i}"], t)
+              for i, t in enumerate(dropout_tables(tts, seed))] if tts.prenet_dropout else []
+    setup_uploads = 2 + len(tables) + 3  # position, frame, dropout tables; encoder ids/mask/speaker
+    args_tail = ([cache[f"self_k_{i}"] for i in range(n)] + [cache[f"self_v_{i}"] for i in range(n)]
+                 + list(cross[0::2]) + list(cross[1::2]) + tables)
+
+    # -- decode loop ---------------------------------------------------------------------------------
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=min(maxlen, tts.max_steps), unit="step", desc="decoding", leave=False)
+    spectra, stops, reads, idx = [], {}, 0, 0
+    t0 = time.perf_counter()
+    while True:
+        idx += 1
+        spectrum, prob, frame = step(frame, position, speaker, cross_mask, *args_tail)
+        spectra.append(spectrum)
+        if bar is not None:
+            bar.update(1)
+        full = idx >= tts.max_steps
+        if idx < minlen and not full:
+            continue
+        if idx < maxlen and not full:
+            reads += 1
+            p = ttnn.to_torch(prob).float()
+            met = torch.nonzero(p.sum(dim=-1) >= threshold).flatten().tolist()
+        else:
+            met = list(range(bsz))
+            if full and idx < max(maxlen, minlen) and len(stops) < bsz:
+                warnings.warn(f"generation reached max_steps={tts.max_steps} before maxlen={maxlen}: "
+                              f"{bsz - len(stops)} utterance(s) truncated; lower_model(max_steps=...) allows more",
+                              RuntimeWarning, stacklevel=3)
+        for i in met:
+            stops.setdefault(i, idx)
+        if len(stops) >= bsz:
+            break
+    t_dec = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+
+    # -- postnet over each utterance's frames ----------------------------------------------------------
+    lengths = [stops[i] * r for i in range(bsz)]
+    frames = idx * r
+    fb = s5.frame_bucket(frames)
+    spec_all = ttnn.concat(spectra, 1) if len(spectra) > 1 else spectra[0]
+    if fb > frames:
+        spec_all = ttnn.pad(spec_all, [(0, 0), (0, fb - frames), (0, 0)], 0.0)
+    frame_mask = (torch.arange(fb)[None, :] < torch.tensor(lengths)[:, None]).float()
+    t0 = time.perf_counter()
+    post = tts.variant("postnet", (bsz, fb)).bound(spec_all, frame_mask)[0]
+    t_post = time.perf_counter() - t0
+    longest = max(lengths)
+
+    t_voc = 0.0
+    if voc_tts is not None:
+        geo = s5.VocoderGeometry.of(voc_tts.vocoder)
+        padded, valid = geo.lengths(fb), geo.lengths(longest)
+        masks = [(torch.arange(pl) < v).float().view(1, 1, pl) for pl, v in zip(padded, valid)]
+        t0 = time.perf_counter()
+        wave = voc_tts.variant("vocoder", (bsz, fb)).bound(post, *masks)[0]
+        wave = ttnn.to_torch(wave).float()[:, :valid[-1]]
+        t_voc = time.perf_counter() - t0
+        out: Any = wave
+        out_lengths = [int(wave.size(1) / longest) * n_ for n_ in lengths]
+        audio = wave.size(1) / voc_tts.vocoder.config.sampling_rate
+    else:
+        out = ttnn.to_torch(post).float()[:, :longest]
+        out_lengths = lengths
+        audio = None
+    tts.last_generation = GenerationStats(idx, bsz, bucket, fb, time.perf_counter() - t_start, t_enc, t_dec, t_post,
+                                          t_voc, reads / idx, setup_uploads, audio)
+    if return_output_lengths:
+        return out, out_lengths
+    return out[0] if bsz == 1 else out

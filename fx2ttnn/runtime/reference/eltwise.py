@@ -1,0 +1,180 @@
+"""Elementwise binary, unary, comparison, ``where`` and reductions (OP_CONTRACT §4, §11).
+
+Binary ops follow torch broadcasting (the goldens are plain torch ``a + b``); the output takes the layout
+of ``input_tensor_a``.  Comparisons return 1.0 / 0.0 in the input's dtype, as on device.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from .matmul import apply_activation
+from .tensor import Tensor, checked, like, require, require_device, require_dtype, require_layout
+from .types import DataType, GeluVariant, Layout, SigmoidMode
+
+BINARY_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.FLOAT32, DataType.INT32,
+                 DataType.UINT32, DataType.UINT16)
+ANY_LAYOUT = (Layout.TILE, Layout.ROW_MAJOR)
+
+
+def _broadcast_ok(a: tuple, b: tuple) -> bool:
+    for x, y in zip(reversed(a), reversed(b)):
+        if x != y and x != 1 and y != 1:
+            return False
+    return True
+
+
+def _binary_check(op: str):
+    def check(input_tensor_a, input_tensor_b, *, memory_config=None, dtype=None, output_tensor=None,
+              activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None, **kwargs):
+        require_device(input_tensor_a, op, "input_tensor_a")
+        require_layout(input_tensor_a, ANY_LAYOUT, op, "input_tensor_a")
+        require_dtype(input_tensor_a, BINARY_DTYPES, op, "input_tensor_a")
+        if isinstance(input_tensor_b, Tensor):
+            require_device(input_tensor_b, op, "input_tensor_b")
+            require_dtype(input_tensor_b, BINARY_DTYPES, op, "input_tensor_b")
+            require(_broadcast_ok(tuple(input_tensor_a.shape), tuple(input_tensor_b.shape)), op,
+                    f"shapes {list(input_tensor_a.shape)} and {list(input_tensor_b.shape)} do not broadcast")
+        else:
+            require(isinstance(input_tensor_b, numbers.Number), op,
+                    f"input_tensor_b must be a ttnn.Tensor or a number, got {type(input_tensor_b).__name__}")
+        if output_tensor is not None:
+            require_device(output_tensor, op, "output_tensor")
+            out_shape = torch.broadcast_shapes(tuple(input_tensor_a.shape), tuple(getattr(input_tensor_b, "shape", ())))
+            require(tuple(output_tensor.shape) == tuple(out_shape), op,
+                    f"output_tensor shape {list(output_tensor.shape)} != result shape {list(out_shape)}")
+    return check
+
+
+def _binary(op: str, fn):
+    @checked(_binary_check(op))
+    def kernel(input_tensor_a, input_tensor_b, *, memory_config=None, dtype=None, output_tensor=None,
+               activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None, **kwargs):
+        a = input_tensor_a._value
+        b = input_tensor_b._value if isinstance(input_tensor_b, Tensor) else input_tensor_b
+        for act in input_tensor_a_activations or ():
+            a = apply_activation(a, act)
+        if isinstance(b, torch.Tensor):
+            for act in input_tensor_b_activations or ():
+                b = apply_activation(b, act)
+        out = fn(a, b)
+        for act in activations or ():
+            out = apply_activation(out, act)
+        if output_tensor is not None:
+            from .tensor import quantize
+            output_tensor._value = quantize(out, output_tensor.dtype)
+            return output_tensor
+        return like(input_tensor_a, out, dtype=dtype, memory_config=memory_config)
+    kernel.__name__ = kernel.__qualname__ = op
+    return kernel
+
+
+add = _binary("add", torch.add)
+subtract = _binary("subtract", torch.sub)
+multiply = _binary("multiply", torch.mul)
+divide = _binary("divide", torch.div)
+
+
+def _compare(op: str, fn):
+    return _binary(op, lambda a, b: fn(a, b).to(a.dtype))
+
+
+# ge is in OP_CONTRACT §11; gt/lt/le/eq share its binary template (docs.tenstorrent.com ttnn.lt).
+ge = _compare("ge", torch.ge)
+gt = _compare("gt", torch.gt)
+lt = _compare("lt", torch.lt)
+le = _compare("le", torch.le)
+eq = _compare("eq", torch.eq)
+
+
+# -- unary -------------------------------------------------------------------------------------
+
+def _unary_check(op: str, dtypes: tuple[DataType, ...]):
+    def check(input_tensor, *args, memory_config=None, output_tensor=None, **kwargs):
+        require_device(input_tensor, op, "input_tensor")
+        require_layout(input_tensor, ANY_LAYOUT, op, "input_tensor")
+        require_dtype(input_tensor, dtypes, op, "input_tensor")
+    return check
+
+
+def _unary(op: str, fn, dtypes: tuple[DataType, ...]):
+    @checked(_unary_check(op, dtypes))
+    def kernel(input_tensor, *args, memory_config=None, output_tensor=None, **kwargs):
+        out = fn(input_tensor._value, *args, **kwargs)
+        if output_tensor is not None:
+            from .tensor import quantize
+            output_tensor._value = quantize(out, output_tensor.dtype)
+            return output_tensor
+        return like(input_tensor, out, memory_config=memory_config)
+    kernel.__name__ = kernel.__qualname__ = op
+    return kernel
+
+
+_FLOATS = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.FLOAT32)
+# Dtype lists: the contract names bf16/bf8_b for gelu and BF16 for sigmoid (their [doc] tables); the
+# others list no restriction beyond the float dtypes.
+relu = _unary("relu", lambda x: torch.relu(x), _FLOATS + (DataType.INT32,))
+tanh = _unary("tanh", lambda x, *, fast_and_approximate_mode=False, **k: torch.tanh(x), _FLOATS)
+sqrt = _unary("sqrt", lambda x: torch.sqrt(x), _FLOATS)
+rsqrt = _unary("rsqrt", lambda x: torch.rsqrt(x), _FLOATS)
+exp = _unary("exp", lambda x, **k: torch.exp(x), _FLOATS)
+neg = _unary("neg", lambda x: torch.neg(x), _FLOATS + (DataType.INT32,))
+
+
+def _gelu(x, *, variant=GeluVariant.Accurate, fast_and_approximate_mode=False, sub_core_grids=None):
+    if variant is GeluVariant.Tanh:
+        return torch.nn.functional.gelu(x, approximate="tanh")
+    return torch.nn.functional.gelu(x)
+
+
+gelu = _unary("gelu", _gelu, (DataType.BFLOAT16, DataType.BFLOAT8_B))
+
+
+def _sigmoid(x, *, vector_mode=4, mode=SigmoidMode.Accurate, sub_core_grids=None):
+    return torch.sigmoid(x)
+
+
+sigmoid = _unary("sigmoid", _sigmoid, (DataType.BFLOAT16,))
+
+
+def _leaky(x, negative_slope=0.01, **kwargs):
+    return torch.nn.functional.leaky_relu(x, float(negative_slope))
+
+
+leaky_relu = _unary("leaky_relu", _leaky, _FLOATS)
+
+
+# -- where / reductions ------------------------------------------------------------------------
+
+def _check_where(condition, true_value, false_value, *, memory_config=None, output_tensor=None, **kwargs):
+    require_device(condition, "where", "condition")
+    for v, name in ((true_value, "true_value"), (false_value, "false_value")):
+        if isinstance(v, Tensor):
+            require_device(v, "where", name)
+            require(_broadcast_ok(tuple(condition.shape), tuple(v.shape)), "where",
+                    f"{name} shape {list(v.shape)} does not broadcast with condition {list(condition.shape)}")
+        else:
+            require(isinstance(v, numbers.Number), "where", f"{name} must be a ttnn.Tensor or a number")
+
+
+@checked(_check_where)
+def where(condition, true_value, false_value, *, memory_config=None, output_tensor=None, **kwargs):
+    c = condition._value
+    t = true_value._value if isinstance(true_value, Tensor) else torch.tensor(float(true_value))
+    f = false_value._value if isinstance(false_value, Tensor) else torch.tensor(float(false_value))
+    out = torch.where(c != 0, t, f)
+    ref = true_value if isinstance(true_value, Tensor) else false_value if isinstance(false_value, Tensor) else condition
+    return like(ref, out, layout=condition.layout, memory_config=memory_config)
+
+
+def _check_sum(input_tensor, dim=None, keepdim=False, *, memory_config=None, **kwargs):
+    require_device(input_tensor, "sum", "input_tensor")
+    require_layout(input_tensor, (Layout.TILE,), "sum", "input_tensor")
+
+
+@checked(_check_sum)
+def sum(input_tensor, dim=None, keepdim=False, *, memory_config=None, **kwargs):  # noqa: A001 - ttnn name
+    x = input_tensor._value
+    out = x.sum() if dim is None else x.sum(dim=dim, keepdim=keepdim)
+    return like(input_tensor, out, memory_config=memory_config)

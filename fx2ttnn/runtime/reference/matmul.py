@@ -1,0 +1,142 @@
+"""``ttnn.linear`` and ``ttnn.matmul`` (OP_CONTRACT §3)."""
+from __future__ import annotations
+
+import torch
+
+from .tensor import Tensor, checked, require, require_device, require_dtype, require_layout, wrap
+from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam
+
+MATMUL_DTYPES = (DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.BFLOAT16, DataType.FLOAT32)
+ACTIVATIONS = ("relu", "gelu", "sigmoid", "silu", "tanh")
+
+
+def apply_activation(x: torch.Tensor, activation) -> torch.Tensor:
+    """A fused activation given as a string or ``ttnn.UnaryWithParam``."""
+    if activation is None:
+        return x
+    if isinstance(activation, UnaryWithParam):
+        name, param = activation.op_type.value, activation.param
+    else:
+        name, param = activation, None
+    if name == "relu":
+        return torch.relu(x)
+    if name == "gelu":
+        return torch.nn.functional.gelu(x)
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "silu":
+        return torch.nn.functional.silu(x)
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "leaky_relu":
+        return torch.nn.functional.leaky_relu(x, 0.01 if param is None else param)
+    raise AssertionError(name)
+
+
+def _check_activation(op: str, activation) -> None:
+    if activation is None:
+        return
+    if isinstance(activation, UnaryWithParam):
+        require(activation.op_type in UnaryOpType, op, f"unsupported fused activation {activation!r}")
+    else:
+        require(activation in ACTIVATIONS, op,
+                f"activation must be one of {', '.join(ACTIVATIONS)} or a ttnn.UnaryWithParam, got {activation!r}")
+
+
+def _operands(op: str, a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool) -> tuple[tuple, tuple]:
+    for t, name in ((a, "input_tensor_a"), (b, "input_tensor_b")):
+        require_device(t, op, name)
+        require_layout(t, (Layout.TILE,), op, name)
+        require_dtype(t, MATMUL_DTYPES, op, name)
+        require(len(t.shape) >= 1, op, f"{name} must have rank >= 1")
+    sa, sb = list(a.shape), list(b.shape)
+    if transpose_a and len(sa) >= 2:
+        sa[-1], sa[-2] = sa[-2], sa[-1]
+    if transpose_b and len(sb) >= 2:
+        sb[-1], sb[-2] = sb[-2], sb[-1]
+    k_b = sb[-2] if len(sb) >= 2 else sb[-1]
+    require(sa[-1] == k_b, op, f"inner dimensions differ: a {list(a.shape)} x b {list(b.shape)}"
+            f"{' (transpose_a)' if transpose_a else ''}{' (transpose_b)' if transpose_b else ''}")
+    return tuple(sa), tuple(sb)
+
+
+def _check_batch(op: str, sa: tuple, sb: tuple, a: Tensor, b: Tensor) -> None:
+    ba, bb = sa[:-2], sb[:-2]
+    if any(d != 1 for d in bb):
+        if any(d != 1 for d in ba):
+            require(tuple(ba) == tuple(bb), op, f"batch dims must match when both are non-unit: {list(ba)} vs {list(bb)}")
+        else:
+            require(len(sa) == len(sb) and len(sa) >= 3 and not a.memory_config().is_sharded
+                    and not b.memory_config().is_sharded, op,
+                    "input_tensor_a with batch 1 against input_tensor_b with batch > 1 needs equal ranks >= 3 "
+                    "and interleaved inputs")
+
+
+def _check_matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False, memory_config=None,
+                  dtype=None, program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
+                  output_tile=None, optional_output_tensor=None, **kwargs):
+    sa, sb = _operands("matmul", input_tensor_a, input_tensor_b, transpose_a, transpose_b)
+    _check_batch("matmul", sa, sb, input_tensor_a, input_tensor_b)
+    _check_activation("matmul", activation)
+
+
+def _mm(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool) -> torch.Tensor:
+    x, w = a._value, b._value
+    if transpose_a:
+        x = x.transpose(-1, -2)
+    if transpose_b:
+        w = w.transpose(-1, -2)
+    return torch.matmul(x, w)
+
+
+@checked(_check_matmul)
+def matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False, memory_config=None,
+           dtype=None, program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
+           output_tile=None, optional_output_tensor=None, **kwargs):
+    out = apply_activation(_mm(input_tensor_a, input_tensor_b, transpose_a, transpose_b), activation)
+    return wrap(out, dtype or input_tensor_a.dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG,
+                input_tensor_a._device)
+
+
+def _check_linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, transpose_b=False,
+                  memory_config=None, dtype=None, program_config=None, activation=None,
+                  compute_kernel_config=None, core_grid=None, output_tile=None, optional_output_tensor=None,
+                  **kwargs):
+    sa, sb = _operands("linear", input_tensor_a, input_tensor_b, transpose_a, transpose_b)
+    _check_batch("linear", sa, sb, input_tensor_a, input_tensor_b)
+    if bias is not None:
+        require_device(bias, "linear", "bias")
+        require_layout(bias, (Layout.TILE,), "linear", "bias")
+        require_dtype(bias, MATMUL_DTYPES, "linear", "bias")
+        bs = tuple(bias.shape)
+        require(bs[-1] == sb[-1] and all(d == 1 for d in bs[:-1]), "linear",
+                f"bias must be a row vector [1, {sb[-1]}] (or [1, 1, 1, {sb[-1]}]), got {list(bs)}")
+    _check_activation("linear", activation)
+
+
+@checked(_check_linear)
+def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, transpose_b=False,
+           memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
+           core_grid=None, output_tile=None, optional_output_tensor=None, **kwargs):
+    """``a @ b (+ bias)`` then the optional activation; the weight ``b`` is ``[in, out]``."""
+    x, w = input_tensor_a._value, input_tensor_b._value
+    if transpose_a:
+        x = x.transpose(-1, -2)
+    if transpose_b:
+        w = w.transpose(-1, -2)
+    if w.dim() == 2 or all(d == 1 for d in w.shape[:-2]):
+        w2 = w.reshape(w.shape[-2], w.shape[-1])
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        if bias is not None:
+            out = torch.addmm(bias._value.reshape(1, -1), x2, w2)
+        else:
+            out = torch.mm(x2, w2)
+        out = out.reshape(*lead, w2.shape[-1])
+    else:
+        out = torch.matmul(x, w)
+        if bias is not None:
+            out = out + bias._value.reshape(-1)
+    out = apply_activation(out, activation)
+    return wrap(out, dtype or input_tensor_a.dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG,
+                input_tensor_a._device)

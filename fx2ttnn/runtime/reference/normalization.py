@@ -1,0 +1,91 @@
+"""``layer_norm``, ``softmax``, ``scale_mask_softmax`` and ``batch_norm`` (OP_CONTRACT §5)."""
+from __future__ import annotations
+
+import torch
+
+from .tensor import Tensor, checked, like, require, require_device, require_dtype, require_layout
+from .types import DataType, Layout, TensorMemoryLayout
+
+NORM_DTYPES = (DataType.BFLOAT16, DataType.FLOAT32, DataType.BFLOAT8_B)
+
+
+def _check_gamma(t: Tensor, width: int, name: str) -> None:
+    require_device(t, "layer_norm", name)
+    require_dtype(t, (DataType.BFLOAT16, DataType.FLOAT32), "layer_norm", name)
+    s = tuple(t.shape)
+    if t.layout is Layout.TILE:
+        require(s[-1] == width and all(d == 1 for d in s[:-1]), "layer_norm",
+                f"TILE {name} must be [1, {width}] (last dim = input's, padded height 32), got {list(s)}")
+    else:
+        require(len(s) >= 2 and s[-1] == 32 and s[-2] * 32 == width, "layer_norm",
+                f"ROW_MAJOR {name} must be [{width // 32}, 32], got {list(s)}")
+
+
+def _check_layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight=None, bias=None,
+                      residual_input_tensor=None, program_config=None, compute_kernel_config=None):
+    require_device(input_tensor, "layer_norm", "input_tensor")
+    require_layout(input_tensor, (Layout.TILE,), "layer_norm", "input_tensor")
+    require_dtype(input_tensor, NORM_DTYPES, "layer_norm", "input_tensor")
+    require(input_tensor.memory_config().memory_layout is not TensorMemoryLayout.HEIGHT_SHARDED, "layer_norm",
+            "height-sharded input is not supported")
+    width = input_tensor.shape[-1]
+    for t, name in ((weight, "weight"), (bias, "bias")):
+        if t is not None:
+            _check_gamma(t, width, name)
+    if residual_input_tensor is not None:
+        require_device(residual_input_tensor, "layer_norm", "residual_input_tensor")
+        require(tuple(residual_input_tensor.shape) == tuple(input_tensor.shape), "layer_norm",
+                "residual_input_tensor must have the input's shape")
+
+
+@checked(_check_layer_norm)
+def layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight=None, bias=None,
+               residual_input_tensor=None, program_config=None, compute_kernel_config=None):
+    """Normalize over the last dim (biased variance); a residual is added first. Output TILE."""
+    x = input_tensor._value
+    if residual_input_tensor is not None:
+        x = x + residual_input_tensor._value
+    w = weight._value.reshape(-1) if weight is not None else None
+    b = bias._value.reshape(-1) if bias is not None else None
+    out = torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, epsilon)
+    return like(input_tensor, out, layout=Layout.TILE, memory_config=memory_config)
+
+
+def _check_softmax(input_tensor, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True):
+    require_device(input_tensor, "softmax", "input_tensor")
+    require_layout(input_tensor, (Layout.TILE,), "softmax", "input_tensor")
+    require_dtype(input_tensor, NORM_DTYPES, "softmax", "input_tensor")
+    rank = len(input_tensor.shape)
+    require(-rank <= dim < rank, "softmax", f"dim {dim} out of range for rank {rank}")
+
+
+@checked(_check_softmax)
+def softmax(input_tensor, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True):
+    return like(input_tensor, torch.softmax(input_tensor._value, dim), memory_config=memory_config)
+
+
+def _check_batch_norm(input_tensor, *, running_mean=None, running_var=None, training=False, eps=1e-05,
+                      momentum=0.1, weight=None, bias=None, output=None, memory_config=None,
+                      compute_kernel_config=None):
+    require_device(input_tensor, "batch_norm", "input_tensor")
+    require(len(input_tensor.shape) == 4, "batch_norm", f"input must be rank 4 [N, C, H, W], got {list(input_tensor.shape)}")
+    require_layout(input_tensor, (Layout.TILE,), "batch_norm", "input_tensor")
+    require_dtype(input_tensor, (DataType.BFLOAT16, DataType.FLOAT32), "batch_norm", "input_tensor")
+    require(not input_tensor.memory_config().is_sharded, "batch_norm", "input must be interleaved")
+    require(training or (running_mean is not None and running_var is not None), "batch_norm",
+            "inference (training=False) requires running_mean and running_var")
+    c = input_tensor.shape[1]
+    for t, name in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"), (bias, "bias")):
+        if t is not None:
+            require_device(t, "batch_norm", name)
+            require(tuple(t.shape) == (1, c, 1, 1), "batch_norm", f"{name} must be [1, {c}, 1, 1], got {list(t.shape)}")
+
+
+@checked(_check_batch_norm)
+def batch_norm(input_tensor, *, running_mean=None, running_var=None, training=False, eps=1e-05, momentum=0.1,
+               weight=None, bias=None, output=None, memory_config=None, compute_kernel_config=None):
+    def vec(t):
+        return None if t is None else t._value.reshape(-1)
+    out = torch.nn.functional.batch_norm(input_tensor._value, vec(running_mean), vec(running_var), vec(weight),
+                                         vec(bias), training, momentum, eps)
+    return like(input_tensor, out, memory_config=memory_config)

@@ -1,0 +1,284 @@
+"""The reference ``ttnn.Tensor`` and ``ttnn.Device``, storage rounding, and contract-check helpers.
+
+A reference tensor holds its *logical* values in a torch tensor: float32 for every float dtype, rounded
+to what the device would store (bfloat16: round-to-nearest-even; bfloat8_b / bfloat4_b: block floats
+with one shared exponent per 16 values of a tile row), int64 for integer dtypes.  TILE layout is
+modelled by ``padded_shape`` (last two dims rounded up to 32); padding values are never observable
+through the API, so they are not stored.  A device tensor counts its padded bytes against its
+device, which tracks live and peak allocation (what ``tts.report()`` shows as device memory).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable
+
+import torch
+
+from ...errors import TTNNContractError
+from .types import (
+    DRAM_MEMORY_CONFIG, DataType, Layout, MemoryConfig, Shape, TILE_SIZE,
+)
+
+# ---------------------------------------------------------------------------------------------
+# contract checks
+
+
+def require(cond: bool, op: str, message: str) -> None:
+    """Raise the error real ttnn would raise (as a typed :class:`TTNNContractError`) unless ``cond``."""
+    if not cond:
+        raise TTNNContractError(f"ttnn.{op}: {message}")
+
+
+def require_device(t: Any, op: str, arg: str) -> None:
+    require(isinstance(t, Tensor), op, f"{arg} must be a ttnn.Tensor, got {type(t).__name__}")
+    require(t._value is not None, op, f"{arg} was deallocated")
+    require(t._device is not None, op, f"{arg} must be on device (call ttnn.to_device / from_torch(device=...))")
+
+
+def require_layout(t: "Tensor", layouts: tuple[Layout, ...], op: str, arg: str) -> None:
+    require(t.layout in layouts, op,
+            f"{arg} must be in {' or '.join(l.name for l in layouts)} layout, got {t.layout.name}")
+
+
+def require_dtype(t: "Tensor", dtypes: tuple[DataType, ...], op: str, arg: str) -> None:
+    require(t.dtype in dtypes, op,
+            f"{arg} dtype {t.dtype.value} is not supported (supported: {', '.join(d.value for d in dtypes)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# storage rounding
+
+_BLOCK = 16  # bfp formats share one exponent per 16 values (one row of a 16x16 tile face)
+
+
+def _quantize_block_float(x: torch.Tensor, mantissa_bits: int) -> torch.Tensor:
+    if x.device.type == "meta" or x.numel() == 0:
+        return x
+    if x.dim() == 0:
+        x = x.reshape(1)
+        return _quantize_block_float(x, mantissa_bits).reshape(())
+    w = x.shape[-1]
+    pad = (-w) % _BLOCK
+    xp = torch.nn.functional.pad(x, (0, pad)) if pad else x
+    g = xp.reshape(*xp.shape[:-1], -1, _BLOCK)
+    maxabs = g.abs().amax(dim=-1, keepdim=True)
+    exp = torch.floor(torch.log2(torch.where(maxabs > 0, maxabs, torch.ones_like(maxabs))))
+    quantum = torch.exp2(exp - (mantissa_bits - 1))
+    limit = 2 ** mantissa_bits - 1
+    q = torch.clamp(torch.round(g / quantum), -limit, limit) * quantum
+    q = q.reshape(xp.shape)
+    return q[..., :w] if pad else q
+
+
+_INT_RANGE = {
+    DataType.UINT8: (0, 2**8 - 1), DataType.UINT16: (0, 2**16 - 1), DataType.UINT32: (0, 2**32 - 1),
+    DataType.INT8: (-(2**7), 2**7 - 1), DataType.INT32: (-(2**31), 2**31 - 1),
+}
+
+
+def quantize(value: torch.Tensor, dtype: DataType) -> torch.Tensor:
+    """Values as the device would store them in ``dtype`` (float dtypes returned as float32)."""
+    if dtype is DataType.FLOAT32:
+        return value if value.dtype == torch.float32 else value.to(torch.float32)
+    if dtype is DataType.BFLOAT16:
+        return value.to(torch.bfloat16).to(torch.float32)
+    if dtype is DataType.BFLOAT8_B:
+        return _quantize_block_float(value.to(torch.float32), 7)
+    if dtype is DataType.BFLOAT4_B:
+        return _quantize_block_float(value.to(torch.float32), 3)
+    if dtype is DataType.FP8_E4M3:
+        return value.to(torch.float8_e4m3fn).to(torch.float32)
+    lo, hi = _INT_RANGE[dtype]
+    if value.is_floating_point():
+        value = torch.round(value)
+    return value.to(torch.int64).clamp(lo, hi)
+
+
+def padded(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    if layout is not Layout.TILE or len(shape) == 0:
+        return tuple(shape)
+    s = list(shape)
+    s[-1] = -(-s[-1] // TILE_SIZE) * TILE_SIZE
+    if len(s) >= 2:
+        s[-2] = -(-s[-2] // TILE_SIZE) * TILE_SIZE
+    else:
+        s.insert(0, TILE_SIZE)
+    return tuple(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# device
+
+
+class Arch:
+    WORMHOLE_B0 = "wormhole_b0"
+
+
+class Device:
+    """A reference device: an id, its open parameters, live/peak allocation accounting and traces."""
+
+    _ids = itertools.count()
+
+    def __init__(self, device_id: int = 0, *, l1_small_size: int = 0, trace_region_size: int = 0,
+                 num_command_queues: int = 1, torch_device: str | torch.device = "cpu"):
+        self.device_id = device_id
+        self.l1_small_size = l1_small_size
+        self.trace_region_size = trace_region_size
+        self.num_command_queues = num_command_queues
+        self.torch_device = torch.device(torch_device)
+        self.allocated_bytes = 0
+        self.peak_bytes = 0
+        self.is_open = True
+        self.traces: dict[int, Any] = {}
+        self.capturing: Any = None
+
+    def arch(self) -> str:
+        return Arch.WORMHOLE_B0
+
+    def _alloc(self, nbytes: int) -> None:
+        self.allocated_bytes += nbytes
+        if self.allocated_bytes > self.peak_bytes:
+            self.peak_bytes = self.allocated_bytes
+
+    def _free(self, nbytes: int) -> None:
+        self.allocated_bytes -= nbytes
+
+    def reset_peak(self) -> None:
+        self.peak_bytes = self.allocated_bytes
+
+    def __repr__(self) -> str:
+        return f"<reference ttnn device {self.device_id}>"
+
+
+def open_device(device_id: int = 0, l1_small_size: int = 0, trace_region_size: int = 0,
+                num_command_queues: int = 1, dispatch_core_config: Any = None, *,
+                torch_device: str | torch.device = "cpu") -> Device:
+    """``ttnn.open_device``; ``torch_device`` (reference only) selects where the torch kernels run."""
+    return Device(device_id, l1_small_size=l1_small_size, trace_region_size=trace_region_size,
+                  num_command_queues=num_command_queues, torch_device=torch_device)
+
+
+def close_device(device: Device) -> None:
+    device.is_open = False
+
+
+def synchronize_device(device: Device, *args: Any, **kwargs: Any) -> None:
+    """The reference executes eagerly; nothing to wait for."""
+
+
+# ---------------------------------------------------------------------------------------------
+# tensor
+
+
+class Tensor:
+    """Reference ``ttnn.Tensor``. ``_value`` holds the logical, storage-rounded values (see module doc)."""
+
+    __slots__ = ("_value", "dtype", "layout", "_memory_config", "_device", "_nbytes", "__weakref__")
+
+    def __init__(self, value: torch.Tensor, dtype: DataType, layout: Layout,
+                 memory_config: MemoryConfig | None = None, device: Device | None = None):
+        self._value = value
+        self.dtype = dtype
+        self.layout = layout
+        self._device = device
+        self._memory_config = (memory_config or DRAM_MEMORY_CONFIG) if device is not None else None
+        self._nbytes = 0
+        if device is not None:
+            self._nbytes = int(math.prod(padded(tuple(value.shape), layout)) * dtype.itemsize)
+            device._alloc(self._nbytes)
+
+    def __del__(self) -> None:
+        if self._nbytes and self._device is not None:
+            self._device._free(self._nbytes)
+            self._nbytes = 0
+
+    # -- ttnn.Tensor API ---------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        return Shape(self._checked_value().shape)
+
+    @property
+    def padded_shape(self) -> Shape:
+        return Shape(padded(tuple(self._checked_value().shape), self.layout))
+
+    def memory_config(self) -> MemoryConfig | None:
+        return self._memory_config
+
+    def device(self) -> Device | None:
+        return self._device
+
+    def is_allocated(self) -> bool:
+        return self._value is not None
+
+    def storage_type(self) -> str:
+        return "DEVICE" if self._device is not None else "HOST"
+
+    def get_dtype(self) -> DataType:
+        return self.dtype
+
+    def get_layout(self) -> Layout:
+        return self.layout
+
+    def to_torch(self) -> torch.Tensor:
+        from .core import to_torch
+        return to_torch(self)
+
+    def __matmul__(self, other: "Tensor") -> "Tensor":
+        from .matmul import matmul
+        return matmul(self, other)
+
+    def __repr__(self) -> str:
+        where = "host" if self._device is None else f"device {self._device.device_id}"
+        state = "" if self._value is not None else " deallocated"
+        shape = list(self._value.shape) if self._value is not None else "?"
+        return f"ttnn.Tensor(shape={shape}, dtype={self.dtype.value}, layout={self.layout.name}, {where}{state})"
+
+    # -- reference internals -----------------------------------------------------------------
+    def _checked_value(self) -> torch.Tensor:
+        if self._value is None:
+            raise TTNNContractError("ttnn.Tensor: use of a deallocated tensor")
+        return self._value
+
+    def _release(self) -> None:
+        if self._nbytes and self._device is not None:
+            self._device._free(self._nbytes)
+        self._nbytes = 0
+        self._value = None
+
+
+def wrap(value: torch.Tensor, dtype: DataType, layout: Layout, memory_config: MemoryConfig | None,
+         device: Device | None) -> Tensor:
+    """A new tensor holding ``value`` rounded to ``dtype``."""
+    return Tensor(quantize(value, dtype), dtype, layout, memory_config, device)
+
+
+def like(ref: Tensor, value: torch.Tensor, *, dtype: DataType | None = None, layout: Layout | None = None,
+         memory_config: MemoryConfig | None = None) -> Tensor:
+    """Output tensor placed like ``ref`` (same device; dtype/layout/memory config unless given)."""
+    return wrap(value, dtype or ref.dtype, layout or ref.layout, memory_config or ref._memory_config, ref._device)
+
+
+# ---------------------------------------------------------------------------------------------
+# op registration: every public op is a check (contract) + kernel (computation)
+
+
+def checked(check: Callable[..., None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a kernel with its contract check.
+
+    The public function runs ``check`` then the kernel; ``public.unchecked`` is the bare kernel, which
+    the executor binds after it has validated a whole program once (abstractly, on meta tensors), so the
+    contract is verified at bind time and not re-verified on every decode step.
+    """
+    def deco(kernel: Callable[..., Any]) -> Callable[..., Any]:
+        def public(*args: Any, **kwargs: Any) -> Any:
+            check(*args, **kwargs)
+            return kernel(*args, **kwargs)
+        public.__name__ = kernel.__name__
+        public.__qualname__ = kernel.__qualname__
+        public.__doc__ = kernel.__doc__
+        public.__wrapped__ = kernel
+        public.unchecked = kernel
+        public.check = check
+        return public
+    return deco
