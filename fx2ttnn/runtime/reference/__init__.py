@@ -8,7 +8,9 @@ fail; it computes in float32 and rounds results to the output dtype as the devic
 """
 from __future__ import annotations
 
-from . import experimental, transformer  # noqa: F401  (ttnn.transformer.*, ttnn.experimental.*)
+from . import experimental, kv_cache, transformer  # noqa: F401  (ttnn.transformer.*, ttnn.experimental.*, ttnn.kv_cache.*)
+from .conv import *  # noqa: F401,F403  (conv2d, conv1d, conv_transpose2d, ...; see conv.__all__)
+from .kv_cache import *  # noqa: F401,F403  (update_cache, fill_cache; see kv_cache.__all__)
 from .core import (  # noqa: F401
     allocate_tensor_on_device, clone, copy, copy_host_to_device_tensor, create_sharded_memory_config, deallocate,
     from_device, from_torch, init_device_compute_kernel_config, interleaved_to_sharded, reallocate,

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from .tensor import (
-    Device, Tensor, checked, like, require, require_device, require_layout, wrap,
+    Device, Tensor, checked, like, quantize, require, require_device, require_layout, require_output, wrap,
+    write_into,
 )
 from .types import (
     DataType, Layout, MathFidelity, MemoryConfig, ShardOrientation, ShardSpec, ShardStrategy,
@@ -31,6 +32,25 @@ def _place(value: torch.Tensor, device: Device | None) -> torch.Tensor:
     return value.to(device.torch_device)
 
 
+def _own(value: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``value``, copied if it shares storage with ``source``.
+
+    Ops that write a new buffer (host<->device transfers, layout/dtype/memory-config changes) must not alias
+    their input: in-place device ops (``paged_update_cache``) would otherwise write through to the other
+    tensor, e.g. a K and a V cache uploaded from the same torch zeros, or a ``to_torch`` snapshot.
+    """
+    if value.device.type != "meta" and value.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+        return value.clone()
+    return value
+
+
+def _moved(ref: Tensor, **kwargs: Any) -> Tensor:
+    """``ref``'s values in a new buffer (``like`` with its own storage, see ``_own``)."""
+    out = like(ref, ref._value, **kwargs)
+    out._value = _own(out._value, ref._value)
+    return out
+
+
 # -- from_torch / to_torch -------------------------------------------------------------------
 
 def _check_from_torch(tensor, dtype=None, *, spec=None, tile=None, pad_value=None, layout=None, device=None,
@@ -40,15 +60,18 @@ def _check_from_torch(tensor, dtype=None, *, spec=None, tile=None, pad_value=Non
             f"expected a torch.Tensor or numpy array, got {type(tensor).__name__}")
     require(spec is None or (dtype is None and layout is None and memory_config is None and tile is None),
             "from_torch", "spec cannot be combined with dtype, layout, memory_config or tile")
-    if dtype is None and isinstance(tensor, torch.Tensor):
-        require(tensor.dtype in _FROM_TORCH_DTYPE, "from_torch",
-                f"torch dtype {tensor.dtype} has no ttnn equivalent; pass dtype= (e.g. ttnn.uint32 for indices)")
+    if dtype is None:
+        tdtype = tensor.dtype if isinstance(tensor, torch.Tensor) else torch.from_numpy(tensor).dtype
+        require(tdtype in _FROM_TORCH_DTYPE, "from_torch",
+                f"torch dtype {tdtype} has no ttnn equivalent; pass dtype= (e.g. ttnn.uint32 for indices)")
     lay = layout or Layout.ROW_MAJOR
     if dtype is not None and dtype.is_block_float:
         require(lay is Layout.TILE, "from_torch", f"{dtype.value} exists only in TILE layout")
     if col_tilize:
         require(dtype is not None and dtype.is_block_float, "from_torch", "col_tilize=True needs bfloat8_b or bfloat4_b")
     require(memory_config is None or device is not None, "from_torch", "memory_config= needs device=")
+    require(device is None or (isinstance(device, Device) and device.is_open), "from_torch",
+            "device must be an open ttnn device")
 
 
 @checked(_check_from_torch)
@@ -63,7 +86,10 @@ def from_torch(tensor, dtype=None, *, spec=None, tile=None, pad_value=None, layo
     value = tensor.detach().to(dtype.torch_storage)
     if col_tilize:
         value = value.transpose(-1, -2)
-    return wrap(_place(value, device), dtype, layout, memory_config, device)
+    out = wrap(_place(value, device), dtype, layout, memory_config, device)
+    if device is not None:  # the upload copies; only a host tensor may borrow the torch storage
+        out._value = _own(out._value, tensor)
+    return out
 
 
 def _check_to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=None, cq_id=None):
@@ -77,7 +103,7 @@ def to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=
     value = tensor._value
     if value.device.type not in ("cpu", "meta"):
         value = value.cpu()
-    out = value.to(dtype or _TO_TORCH_DTYPE[tensor.dtype])
+    out = _own(value.to(dtype or _TO_TORCH_DTYPE[tensor.dtype]), tensor._value)
     if torch_rank is not None:
         while out.dim() > torch_rank and out.shape[0] == 1:
             out = out.squeeze(0)
@@ -88,12 +114,14 @@ def to_torch(tensor, dtype=None, *, torch_rank=None, mesh_composer=None, device=
 
 def _check_to_device(tensor, device, memory_config=None, queue_id=None, cq_id=None):
     require(isinstance(tensor, Tensor), "to_device", "expected a ttnn.Tensor")
+    require(tensor._value is not None, "to_device", "tensor was deallocated")
     require(isinstance(device, Device) and device.is_open, "to_device", "device must be an open ttnn device")
 
 
 @checked(_check_to_device)
 def to_device(tensor, device, memory_config=None, queue_id=None, cq_id=None):
-    return Tensor(_place(tensor._value, device), tensor.dtype, tensor.layout, memory_config or DRAM_MEMORY_CONFIG, device)
+    value = _own(_place(tensor._value, device), tensor._value)
+    return Tensor(value, tensor.dtype, tensor.layout, memory_config or DRAM_MEMORY_CONFIG, device)
 
 
 def _check_from_device(tensor, blocking=True, queue_id=None, cq_id=None):
@@ -102,13 +130,14 @@ def _check_from_device(tensor, blocking=True, queue_id=None, cq_id=None):
 
 @checked(_check_from_device)
 def from_device(tensor, blocking=True, queue_id=None, cq_id=None):
-    return Tensor(tensor._value, tensor.dtype, tensor.layout, None, None)
+    return Tensor(_own(tensor._value, tensor._value), tensor.dtype, tensor.layout, None, None)
 
 
 # -- layout / dtype / memory config -----------------------------------------------------------
 
 def _check_to_layout(tensor, layout, dtype=None, memory_config=None, sub_core_grids=None, pad_value=0.0):
     require(isinstance(tensor, Tensor), "to_layout", "expected a ttnn.Tensor")
+    require(tensor._value is not None, "to_layout", "tensor was deallocated")
     require(isinstance(layout, Layout), "to_layout", f"layout must be ttnn.TILE_LAYOUT or ttnn.ROW_MAJOR_LAYOUT, got {layout!r}")
     if dtype is not None and dtype is not tensor.dtype:
         require(layout is Layout.TILE, "to_layout", "a dtype change needs a TILE layout")
@@ -120,7 +149,7 @@ def _check_to_layout(tensor, layout, dtype=None, memory_config=None, sub_core_gr
 def to_layout(tensor, layout, dtype=None, memory_config=None, sub_core_grids=None, pad_value=0.0):
     if dtype is None and layout is tensor.layout and memory_config is None:
         return tensor
-    return like(tensor, tensor._value, dtype=dtype, layout=layout, memory_config=memory_config)
+    return _moved(tensor, dtype=dtype, layout=layout, memory_config=memory_config)
 
 
 def _check_typecast(input_tensor, dtype, *, memory_config=None, output_tensor=None, sub_core_grids=None):
@@ -128,15 +157,15 @@ def _check_typecast(input_tensor, dtype, *, memory_config=None, output_tensor=No
     require(isinstance(dtype, DataType), "typecast", f"dtype must be a ttnn dtype, got {dtype!r}")
     if dtype.is_block_float or input_tensor.dtype.is_block_float:
         require_layout(input_tensor, (Layout.TILE,), "typecast", "input_tensor")
+    if output_tensor is not None:
+        require_output("typecast", output_tensor, tuple(input_tensor.shape))
 
 
 @checked(_check_typecast)
 def typecast(input_tensor, dtype, *, memory_config=None, output_tensor=None, sub_core_grids=None):
-    out = like(input_tensor, input_tensor._value, dtype=dtype, memory_config=memory_config)
     if output_tensor is not None:
-        output_tensor._value = out._value
-        return output_tensor
-    return out
+        return write_into(output_tensor, quantize(input_tensor._value, dtype))
+    return _moved(input_tensor, dtype=dtype, memory_config=memory_config)
 
 
 def _check_to_memory_config(input_tensor, memory_config, dtype=None, *, output_tensor=None):
@@ -150,9 +179,9 @@ def _check_to_memory_config(input_tensor, memory_config, dtype=None, *, output_t
 @checked(_check_to_memory_config)
 def to_memory_config(input_tensor, memory_config, dtype=None, *, output_tensor=None):
     if output_tensor is not None:  # copy into a fixed buffer (trace inputs, OP_CONTRACT §9)
-        output_tensor._value = input_tensor._value.clone()
+        output_tensor._value = _own(quantize(input_tensor._value, output_tensor.dtype), input_tensor._value)
         return output_tensor
-    return like(input_tensor, input_tensor._value, dtype=dtype, memory_config=memory_config)
+    return _moved(input_tensor, dtype=dtype, memory_config=memory_config)
 
 
 def _check_sharding(input_tensor, memory_config, *args, **kwargs):
@@ -168,7 +197,7 @@ def _check_sharding(input_tensor, memory_config, *args, **kwargs):
 
 @checked(_check_sharding)
 def interleaved_to_sharded(input_tensor, memory_config, *args, **kwargs):
-    return like(input_tensor, input_tensor._value, memory_config=memory_config)
+    return _moved(input_tensor, memory_config=memory_config)
 
 
 def _check_unshard(input_tensor, memory_config=None, *args, **kwargs):
@@ -177,7 +206,7 @@ def _check_unshard(input_tensor, memory_config=None, *args, **kwargs):
 
 @checked(_check_unshard)
 def sharded_to_interleaved(input_tensor, memory_config=None, *args, **kwargs):
-    return like(input_tensor, input_tensor._value, memory_config=memory_config or DRAM_MEMORY_CONFIG)
+    return _moved(input_tensor, memory_config=memory_config or DRAM_MEMORY_CONFIG)
 
 
 def create_sharded_memory_config(shape, core_grid, strategy, orientation=None,
@@ -219,11 +248,12 @@ def deallocate(tensor, force=True):
 
 def reallocate(tensor, memory_config=None):
     require_device(tensor, "reallocate", "tensor")
-    return like(tensor, tensor._value, memory_config=memory_config)
+    return _moved(tensor, memory_config=memory_config)
 
 
 def _check_allocate(shape, dtype, layout, device, memory_config=None):
     require(isinstance(device, Device), "allocate_tensor_on_device", "device must be a ttnn device")
+    require(isinstance(dtype, DataType), "allocate_tensor_on_device", f"dtype must be a ttnn dtype, got {dtype!r}")
     if dtype.is_block_float:
         require(layout is Layout.TILE, "allocate_tensor_on_device", f"{dtype.value} exists only in TILE layout")
 

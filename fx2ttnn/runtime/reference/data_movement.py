@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .tensor import checked, like, require, require_device, require_dtype, require_layout
+from .tensor import checked, like, require, require_device, require_dtype, require_layout, require_output, write_into
 from .types import DataType, Layout
 
 
@@ -20,10 +20,11 @@ def _check_reshape(input_tensor, shape, *, memory_config=None, pad_value=0, resh
                    sub_core_grids=None, skip_padding_fill=False):
     require_device(input_tensor, "reshape", "input_tensor")
     new = _dims(shape)
-    require(all(d >= 0 for d in new) or sum(d == -1 for d in new) == 1, "reshape", f"invalid shape {list(new)}")
-    if -1 not in new:
-        require(math.prod(new) == math.prod(input_tensor.shape), "reshape",
-                f"cannot reshape {list(input_tensor.shape)} to {list(new)} (element counts differ)")
+    require(all(d >= 0 for d in new) or (sum(d == -1 for d in new) == 1 and all(d >= -1 for d in new)), "reshape",
+            f"invalid shape {list(new)}")
+    known, total = math.prod(d for d in new if d != -1), math.prod(input_tensor.shape)
+    require(known == total if -1 not in new else (known > 0 and total % known == 0), "reshape",
+            f"cannot reshape {list(input_tensor.shape)} to {list(new)} (element counts differ)")
 
 
 @checked(_check_reshape)
@@ -35,7 +36,8 @@ def reshape(input_tensor, shape, *, memory_config=None, pad_value=0, reshape_til
 def _check_permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
     require_device(input_tensor, "permute", "input_tensor")
     rank = len(input_tensor.shape)
-    require(sorted(d % rank for d in dims) == list(range(rank)), "permute", f"dims {list(dims)} is not a permutation of rank {rank}")
+    require(all(-rank <= d < rank for d in dims) and sorted(d % rank for d in dims) == list(range(rank)), "permute",
+            f"dims {list(dims)} is not a permutation of rank {rank}")
 
 
 @checked(_check_permute)
@@ -56,6 +58,8 @@ def transpose(input_tensor, dim1, dim2, *, memory_config=None, pad_value=0.0):
 
 def _check_squeeze(input_tensor, dim, *args, **kwargs):
     require_device(input_tensor, "squeeze", "input_tensor")
+    rank = len(input_tensor.shape)
+    require(-rank <= dim < rank, "squeeze", f"dim {dim} out of range for rank {rank}")
     require(input_tensor.shape[dim] == 1, "squeeze", f"dim {dim} has size {input_tensor.shape[dim]}, not 1")
 
 
@@ -66,6 +70,8 @@ def squeeze(input_tensor, dim, *args, **kwargs):
 
 def _check_unsqueeze(input_tensor, dim, *args, **kwargs):
     require_device(input_tensor, "unsqueeze", "input_tensor")
+    rank = len(input_tensor.shape) + 1
+    require(-rank <= dim < rank, "unsqueeze", f"dim {dim} out of range for output rank {rank}")
 
 
 @checked(_check_unsqueeze)
@@ -84,19 +90,23 @@ def _check_concat(tensors, dim=0, *, memory_config=None, output_tensor=None, gro
         require(t.layout is first.layout and t.dtype is first.dtype, "concat",
                 "all tensors must have the same layout and dtype")
         rank = len(t.shape)
+        require(-rank <= dim < rank, "concat", f"dim {dim} out of range for rank {rank}")
         d = dim % rank
         require(all(t.shape[k] == first.shape[k] for k in range(rank) if k != d), "concat",
                 f"shapes {list(first.shape)} and {list(t.shape)} differ outside dim {dim}")
         if t.memory_config().is_sharded:
             require(d in (rank - 1, rank - 2), "concat", "sharded inputs only support height or width concat")
+    if output_tensor is not None:
+        shape = list(first.shape)
+        shape[dim % len(shape)] = builtins.sum(t.shape[dim] for t in tensors)
+        require_output("concat", output_tensor, tuple(shape))
 
 
 @checked(_check_concat)
 def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, sub_core_grids=None):
     out = torch.cat([t._value for t in tensors], dim)
     if output_tensor is not None:
-        output_tensor._value = out
-        return output_tensor
+        return write_into(output_tensor, out)
     return like(tensors[0], out, memory_config=memory_config)
 
 
@@ -112,6 +122,9 @@ def _check_slice(input_tensor, slice_start, slice_end, slice_step=None, *, memor
                 f"dim {d}: [{s}:{e}:{st}] is outside [0, {shape[d]}] (end is exclusive)")
     if any(st != 1 for st in steps):
         require(input_tensor.dtype is not DataType.BFLOAT8_B, "slice", "strided slicing is not supported for bfloat8_b")
+    if output_tensor is not None:
+        require_output("slice", output_tensor,
+                       tuple(len(range(s, e, st)) for s, e, st in zip(slice_start, slice_end, steps)))
 
 
 @checked(_check_slice)
@@ -119,6 +132,8 @@ def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_confi
           pad_value=None, sub_core_grids=None):
     steps = slice_step or [1] * len(slice_start)
     index = tuple(builtins.slice(s, e, st) for s, e, st in zip(slice_start, slice_end, steps))
+    if output_tensor is not None:
+        return write_into(output_tensor, input_tensor._value[index])
     return like(input_tensor, input_tensor._value[index], memory_config=memory_config)
 
 
@@ -152,6 +167,8 @@ def repeat(input_tensor, repeat_dims, *, memory_config=None):
 def _check_repeat_interleave(input_tensor, repeats, dim, *, memory_config=None):
     require_device(input_tensor, "repeat_interleave", "input_tensor")
     require(isinstance(repeats, int) and repeats >= 1, "repeat_interleave", "repeats must be a positive int")
+    rank = len(input_tensor.shape)
+    require(-rank <= dim < rank, "repeat_interleave", f"dim {dim} out of range for rank {rank}")
 
 
 @checked(_check_repeat_interleave)
@@ -176,6 +193,8 @@ def _check_embedding(input_tensor, weight, *, memory_config=None, output_tensor=
             f"embedding dimension must be divisible by tile width (32), got {weight.shape[-1]}")
     if dtype is not None and dtype is not weight.dtype:
         require(layout is Layout.TILE, "embedding", "a dtype typecast is only allowed when the output is TILE")
+    if output_tensor is not None:
+        require_output("embedding", output_tensor, (*input_tensor.shape, weight.shape[-1]))
 
 
 @checked(_check_embedding)
@@ -187,5 +206,7 @@ def embedding(input_tensor, weight, *, memory_config=None, output_tensor=None, p
         require(bool((idx >= 0).all()) and bool((idx < table.shape[0]).all()), "embedding",
                 f"index out of range for a table of {table.shape[0]} rows")
     out = torch.nn.functional.embedding(idx.long(), table)
+    if output_tensor is not None:
+        return write_into(output_tensor, out)
     return like(weight, out, dtype=dtype, layout=layout, memory_config=memory_config)
 

@@ -9,8 +9,10 @@ import numbers
 
 import torch
 
-from .matmul import apply_activation
-from .tensor import Tensor, checked, like, require, require_device, require_dtype, require_layout
+from .matmul import _check_activation, apply_activation
+from .tensor import (
+    Tensor, checked, like, require, require_device, require_dtype, require_layout, require_output, write_into,
+)
 from .types import DataType, GeluVariant, Layout, SigmoidMode
 
 BINARY_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.FLOAT32, DataType.INT32,
@@ -44,6 +46,9 @@ def _binary_check(op: str):
             out_shape = torch.broadcast_shapes(tuple(input_tensor_a.shape), tuple(getattr(input_tensor_b, "shape", ())))
             require(tuple(output_tensor.shape) == tuple(out_shape), op,
                     f"output_tensor shape {list(output_tensor.shape)} != result shape {list(out_shape)}")
+        for acts in (activations, input_tensor_a_activations, input_tensor_b_activations):
+            for act in acts or ():
+                _check_activation(op, act)
     return check
 
 
@@ -95,6 +100,8 @@ def _unary_check(op: str, dtypes: tuple[DataType, ...]):
         require_device(input_tensor, op, "input_tensor")
         require_layout(input_tensor, ANY_LAYOUT, op, "input_tensor")
         require_dtype(input_tensor, dtypes, op, "input_tensor")
+        if output_tensor is not None:
+            require_output(op, output_tensor, tuple(input_tensor.shape))
     return check
 
 
@@ -149,13 +156,18 @@ leaky_relu = _unary("leaky_relu", _leaky, _FLOATS)
 
 def _check_where(condition, true_value, false_value, *, memory_config=None, output_tensor=None, **kwargs):
     require_device(condition, "where", "condition")
+    shapes = [tuple(condition.shape)]
     for v, name in ((true_value, "true_value"), (false_value, "false_value")):
         if isinstance(v, Tensor):
             require_device(v, "where", name)
-            require(_broadcast_ok(tuple(condition.shape), tuple(v.shape)), "where",
-                    f"{name} shape {list(v.shape)} does not broadcast with condition {list(condition.shape)}")
+            require(all(_broadcast_ok(s, tuple(v.shape)) for s in shapes), "where",
+                    f"{name} shape {list(v.shape)} does not broadcast with "
+                    f"{' and '.join(str(list(s)) for s in shapes)}")
+            shapes.append(tuple(v.shape))
         else:
             require(isinstance(v, numbers.Number), "where", f"{name} must be a ttnn.Tensor or a number")
+    if output_tensor is not None:
+        require_output("where", output_tensor, torch.broadcast_shapes(*shapes))
 
 
 @checked(_check_where)
@@ -164,6 +176,8 @@ def where(condition, true_value, false_value, *, memory_config=None, output_tens
     t = true_value._value if isinstance(true_value, Tensor) else torch.tensor(float(true_value))
     f = false_value._value if isinstance(false_value, Tensor) else torch.tensor(float(false_value))
     out = torch.where(c != 0, t, f)
+    if output_tensor is not None:
+        return write_into(output_tensor, out)
     ref = true_value if isinstance(true_value, Tensor) else false_value if isinstance(false_value, Tensor) else condition
     return like(ref, out, layout=condition.layout, memory_config=memory_config)
 
@@ -171,6 +185,9 @@ def where(condition, true_value, false_value, *, memory_config=None, output_tens
 def _check_sum(input_tensor, dim=None, keepdim=False, *, memory_config=None, **kwargs):
     require_device(input_tensor, "sum", "input_tensor")
     require_layout(input_tensor, (Layout.TILE,), "sum", "input_tensor")
+    rank = len(input_tensor.shape)
+    dims = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    require(all(-rank <= d < rank for d in dims), "sum", f"dim {dim} out of range for rank {rank}")
 
 
 @checked(_check_sum)

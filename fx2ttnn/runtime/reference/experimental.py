@@ -31,7 +31,8 @@ def _check_paged_update_cache(cache_tensor, input_tensor, *, update_idxs=None, u
             "give exactly one of update_idxs (list) or update_idxs_tensor (device tensor)")
     if update_idxs_tensor is not None:
         require_device(update_idxs_tensor, op, "update_idxs_tensor")
-        require_dtype(update_idxs_tensor, (DataType.INT32, DataType.UINT32), op, "update_idxs_tensor")
+        # int32 only: a position of -1 (skip the user) must survive; uint32 would wrap it to 0xFFFFFFFF
+        require_dtype(update_idxs_tensor, (DataType.INT32,), op, "update_idxs_tensor")
         require(tuple(update_idxs_tensor.shape) == (b,), op,
                 f"update_idxs_tensor must be [{b}] (one position per user), got {list(update_idxs_tensor.shape)}")
     else:
@@ -50,7 +51,113 @@ def paged_update_cache(cache_tensor, input_tensor, *, update_idxs=None, update_i
     idx = update_idxs_tensor._value.tolist() if update_idxs_tensor is not None else list(update_idxs)
     nkv = cache.shape[1]
     new = quantize(input_tensor._value[0, :, :nkv, :], cache_tensor.dtype)
+    seq = cache.shape[2]
     for u, p in enumerate(idx):
+        require(-1 <= p < seq, "experimental.paged_update_cache",
+                f"update index {p} of user {u} is outside the cache's {seq} positions (-1 skips a user)")
         if p >= 0:
             cache[u, :, p, :] = new[u]
     return None
+
+
+# -- head split / concat (OP_CONTRACT §6) ------------------------------------------------------------
+
+from .tensor import like  # noqa: E402
+from .transformer import TM_DTYPES, check_concat_heads, split_heads  # noqa: E402
+from .types import TILE_SIZE  # noqa: E402
+
+
+def _qkv_head_dim(op, input, input_kv, num_heads, num_kv_heads, kv_tied) -> tuple[int, int]:
+    """(head_dim, num_kv_heads) of an nlp_create_qkv_heads call, checking that the widths divide evenly."""
+    nkv = num_heads if num_kv_heads is None else num_kv_heads
+    require(num_heads > 0 and nkv >= 0, op, f"num_heads must be > 0 and num_kv_heads >= 0, got {num_heads}, {nkv}")
+    nsec = 1 if kv_tied else 2
+    w = input.shape[-1]
+    if input_kv is None:
+        heads = num_heads + nsec * nkv
+        require(w % heads == 0, op, f"Unsupported input shape: width {w} is not divisible by the {heads} heads "
+                                    f"(num_heads + {nsec} * num_kv_heads)")
+        return w // heads, nkv
+    kw = input_kv.shape[-1]
+    require(nkv > 0 and w % num_heads == 0 and kw % (nsec * nkv) == 0, op,
+            f"Unsupported input shape: Q width {w} must divide by num_heads ({num_heads}) and KV width {kw} by "
+            f"{nsec} * num_kv_heads ({nsec * nkv})")
+    require(kw // (nsec * nkv) == w // num_heads, op, "Head dims must be the same for Q and K, V")
+    return w // num_heads, nkv
+
+
+def _tm_input(op, t, name) -> tuple[int, ...]:
+    require_device(t, op, name)
+    require_layout(t, (Layout.TILE,), op, name)
+    require_dtype(t, TM_DTYPES, op, name)
+    shape = tuple(t.shape)
+    require(len(shape) == 4 and shape[1] == 1, op, f"{name} must be 4D [B, 1, S, width], got {list(shape)}")
+    return shape
+
+
+def _check_nlp_create_qkv_heads(input, input_kv=None, *, num_heads, num_kv_heads=None, transpose_k_heads=True,
+                                kv_tied=False, memory_config=None, output_tensors=None):
+    op = "experimental.nlp_create_qkv_heads"
+    b, _, s, _ = _tm_input(op, input, "input")
+    sharded = input.memory_config().is_sharded
+    if input_kv is not None:
+        kb, _, ks, _ = _tm_input(op, input_kv, "input_kv")
+        require(input_kv.dtype is input.dtype, op, "KV tensor dtype must be same as Q tensor dtype!")
+        require(kb == b and ks == s, op, "KV tensor batch and seq_len dims must be the same as the Q tensor's")
+        require(input_kv.memory_config().is_sharded == sharded, op,
+                "input and input_kv must both be sharded or both interleaved")
+    dh, nkv = _qkv_head_dim(op, input, input_kv, num_heads, num_kv_heads, kv_tied)
+    require(dh % TILE_SIZE == 0, op, f"head_dim {dh} must be a multiple of 32 (no padding on head_dim)")
+    out_mc = memory_config or input.memory_config()
+    if sharded:
+        require(not kv_tied, op, "kv_tied=True with a sharded input is not modelled by the reference implementation")
+        require(not transpose_k_heads, op, "Transpose K heads must be false for a sharded input")
+        require(nkv > 0 and num_heads % nkv == 0, op, "sharded input needs num_heads divisible by num_kv_heads")
+        require(out_mc.is_sharded and out_mc.memory_layout is not TensorMemoryLayout.WIDTH_SHARDED, op,
+                "Output memory config must be sharded and not WIDTH_SHARDED for a sharded input")
+    else:
+        require(not out_mc.is_sharded, op, "Output memory config layout must be INTERLEAVED for an interleaved input")
+    if output_tensors is not None:
+        kshape = (b, nkv, dh, s) if transpose_k_heads else (b, nkv, s, dh)
+        want = ((b, num_heads, s, dh), kshape, (b, nkv, s, dh))
+        require(len(output_tensors) == 3, op, "output_tensors must hold three tensors (q, k, v)")
+        for t, shape, name in zip(output_tensors, want, "qkv"):
+            require_device(t, op, f"output_tensors[{name}]")
+            require_layout(t, (Layout.TILE,), op, f"output_tensors[{name}]")
+            require(tuple(t.shape) == shape, op, f"output_tensors[{name}] must be {list(shape)}, got {list(t.shape)}")
+
+
+@checked(_check_nlp_create_qkv_heads)
+def nlp_create_qkv_heads(input, input_kv=None, *, num_heads, num_kv_heads=None, transpose_k_heads=True,
+                         kv_tied=False, memory_config=None, output_tensors=None):
+    """[B, 1, S, (nh+2nkv)·dh] → q [B, nh, S, dh], k [B, nkv, dh, S] (``[B, nkv, S, dh]`` unless
+    transpose_k_heads), v [B, nkv, S, dh].
+
+    With ``input_kv`` [B, 1, S, 2nkv·dh] the input holds Q only; ``num_kv_heads=0`` splits Q only (k and v
+    come back with 0 heads); ``kv_tied=True``: one K/V section, returned as both k and v.
+    """
+    x = input._value
+    kv = None if input_kv is None else input_kv._value
+    nkv = num_heads if num_kv_heads is None else num_kv_heads
+    nsec = 1 if kv_tied else 2
+    dh = x.shape[-1] // num_heads if kv is not None else x.shape[-1] // (num_heads + nsec * nkv)
+    q, k, v = split_heads(x[:, 0], None if kv is None else kv[:, 0], num_heads, nkv, dh,
+                          input.memory_config().is_sharded, transpose_k_heads, tied=kv_tied)
+    if output_tensors is not None:
+        for t, value in zip(output_tensors, (q, k, v)):
+            t._value = quantize(value, t.dtype)
+        return tuple(output_tensors)
+    return tuple(like(input, t, layout=Layout.TILE, memory_config=memory_config) for t in (q, k, v))
+
+
+def _check_nlp_concat_heads(input_tensor, *, memory_config=None):
+    check_concat_heads("experimental.nlp_concat_heads", input_tensor, memory_config)
+
+
+@checked(_check_nlp_concat_heads)
+def nlp_concat_heads(input_tensor, *, memory_config=None):
+    """[B, nh, S, dh] → [B, 1, S, nh·dh]."""
+    x = input_tensor._value
+    b, nh, s, dh = x.shape
+    out = x.permute(0, 2, 1, 3).reshape(b, 1, s, nh * dh)
+    return like(input_tensor, out, layout=Layout.TILE, memory_config=memory_config)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .tensor import Tensor, checked, require, require_device, require_dtype, require_layout, wrap
+from .tensor import (
+    Tensor, checked, require, require_device, require_dtype, require_layout, require_output, wrap, write_into,
+)
 from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam
 
 MATMUL_DTYPES = (DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.BFLOAT16, DataType.FLOAT32)
@@ -60,6 +62,11 @@ def _operands(op: str, a: Tensor, b: Tensor, transpose_a: bool, transpose_b: boo
     return tuple(sa), tuple(sb)
 
 
+def _result_shape(sa: tuple, sb: tuple) -> tuple:
+    """Shape of ``a @ b`` for (already transposed) operand shapes, torch matmul semantics."""
+    return tuple(torch.matmul(torch.empty(sa, device="meta"), torch.empty(sb, device="meta")).shape)
+
+
 def _check_batch(op: str, sa: tuple, sb: tuple, a: Tensor, b: Tensor) -> None:
     ba, bb = sa[:-2], sb[:-2]
     if any(d != 1 for d in bb):
@@ -78,6 +85,8 @@ def _check_matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpos
     sa, sb = _operands("matmul", input_tensor_a, input_tensor_b, transpose_a, transpose_b)
     _check_batch("matmul", sa, sb, input_tensor_a, input_tensor_b)
     _check_activation("matmul", activation)
+    if optional_output_tensor is not None:
+        require_output("matmul", optional_output_tensor, _result_shape(sa, sb))
 
 
 def _mm(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool) -> torch.Tensor:
@@ -94,6 +103,8 @@ def matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=Fal
            dtype=None, program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
            output_tile=None, optional_output_tensor=None, **kwargs):
     out = apply_activation(_mm(input_tensor_a, input_tensor_b, transpose_a, transpose_b), activation)
+    if optional_output_tensor is not None:
+        return write_into(optional_output_tensor, out)
     return wrap(out, dtype or input_tensor_a.dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG,
                 input_tensor_a._device)
 
@@ -112,6 +123,8 @@ def _check_linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=Fals
         require(bs[-1] == sb[-1] and all(d == 1 for d in bs[:-1]), "linear",
                 f"bias must be a row vector [1, {sb[-1]}] (or [1, 1, 1, {sb[-1]}]), got {list(bs)}")
     _check_activation("linear", activation)
+    if optional_output_tensor is not None:
+        require_output("linear", optional_output_tensor, _result_shape(sa, sb))
 
 
 @checked(_check_linear)
@@ -124,7 +137,7 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         x = x.transpose(-1, -2)
     if transpose_b:
         w = w.transpose(-1, -2)
-    if w.dim() == 2 or all(d == 1 for d in w.shape[:-2]):
+    if w.dim() >= 2 and all(d == 1 for d in w.shape[:-2]):
         w2 = w.reshape(w.shape[-2], w.shape[-1])
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
@@ -138,5 +151,7 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         if bias is not None:
             out = out + bias._value.reshape(-1)
     out = apply_activation(out, activation)
+    if optional_output_tensor is not None:
+        return write_into(optional_output_tensor, out)
     return wrap(out, dtype or input_tensor_a.dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG,
                 input_tensor_a._device)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .tensor import Tensor, checked, like, require, require_device, require_dtype, require_layout
+from .tensor import (
+    Tensor, checked, like, require, require_device, require_dtype, require_layout, require_output, write_into,
+)
 from .types import DataType, Layout, TensorMemoryLayout
 
 NORM_DTYPES = (DataType.BFLOAT16, DataType.FLOAT32, DataType.BFLOAT8_B)
@@ -79,6 +81,8 @@ def _check_batch_norm(input_tensor, *, running_mean=None, running_var=None, trai
         if t is not None:
             require_device(t, "batch_norm", name)
             require(tuple(t.shape) == (1, c, 1, 1), "batch_norm", f"{name} must be [1, {c}, 1, 1], got {list(t.shape)}")
+    if output is not None:
+        require_output("batch_norm", output, tuple(input_tensor.shape))
 
 
 @checked(_check_batch_norm)
@@ -88,4 +92,6 @@ def batch_norm(input_tensor, *, running_mean=None, running_var=None, training=Fa
         return None if t is None else t._value.reshape(-1)
     out = torch.nn.functional.batch_norm(input_tensor._value, vec(running_mean), vec(running_var), vec(weight),
                                          vec(bias), training, momentum, eps)
+    if output is not None:
+        return write_into(output, out)
     return like(input_tensor, out, memory_config=memory_config)

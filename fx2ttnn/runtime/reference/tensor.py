@@ -36,6 +36,20 @@ def require_device(t: Any, op: str, arg: str) -> None:
     require(t._device is not None, op, f"{arg} must be on device (call ttnn.to_device / from_torch(device=...))")
 
 
+def require_output(op: str, output_tensor: Any, shape: tuple[int, ...]) -> None:
+    """A preallocated output (``output_tensor=``) must be a live device tensor of the result's shape."""
+    require_device(output_tensor, op, "output_tensor")
+    require(tuple(output_tensor.shape) == tuple(shape), op,
+            f"output_tensor shape {list(output_tensor.shape)} != result shape {list(shape)}")
+
+
+def write_into(output_tensor: "Tensor", value: torch.Tensor) -> "Tensor":
+    """Store ``value`` in a preallocated output (rounded to its dtype, never aliasing ``value``) and return it."""
+    q = quantize(value, output_tensor.dtype)
+    output_tensor._value = q.clone() if q is value else q
+    return output_tensor
+
+
 def require_layout(t: "Tensor", layouts: tuple[Layout, ...], op: str, arg: str) -> None:
     require(t.layout in layouts, op,
             f"{arg} must be in {' or '.join(l.name for l in layouts)} layout, got {t.layout.name}")
