@@ -129,6 +129,8 @@ class AbstractEvaluator:
             fn = target.target if isinstance(target, HostOp) else target
             args = resolve_arg(node.args, ref_ttnn, self.device, env)
             kwargs = resolve_arg(node.kwargs, ref_ttnn, self.device, env)
+            if "device" in kwargs and isinstance(target, (HostOp, torch._ops.OpOverload)):
+                kwargs["device"] = "meta"  # a factory op (arange, zeros) evaluated shape-only
             return fn(*args, **kwargs)
         raise LoweringError(f"node {node.name}: unsupported target {target!r}")
 

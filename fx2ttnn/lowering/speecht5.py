@@ -19,9 +19,9 @@ what a static-shape program needs:
   equal) is incremented in place by the step itself.
   HF's prenet dropout (applied even in eval mode: keep with probability p, scale 1/(1-p), one mask shared
   by the batch) enters as per-layer tables ``[max_steps, units]`` of pre-scaled masks, one row per step.
-* ``postnet``: HF's postnet on ``[B, L, mel]`` zero-padded to a frame bucket; each conv layer's output is
-  multiplied by the per-utterance valid-frame mask, so every conv sees zeros past an utterance's end exactly
-  as HF's exact-length run does (its output past the end is zero, as HF's padded batch is).
+* ``postnet``: HF's postnet on ``[B, L, mel]`` padded to a frame bucket; the input and each conv layer's
+  output are multiplied by the per-utterance valid-frame mask, so every conv sees zeros past an utterance's
+  end exactly as HF's exact-length run does (its output past the end is zero, as HF's padded batch is).
 * ``vocoder``: HiFi-GAN on the padded spectrogram; every conv / transposed-conv output is multiplied by the
   valid mask of its resolution (and the normalized input by the frame mask), for the same reason.
 
@@ -219,6 +219,8 @@ class PostnetProgram(nn.Module):
 
     def forward(self, spectrogram: torch.Tensor, frame_mask: torch.Tensor):
         mask = frame_mask[:, None, :]                                        # [B, 1, L]
+        # Frames an utterance decoded after its stop (batch decoding goes on for the others) are not its own.
+        spectrogram = spectrogram * frame_mask[:, :, None]
         handles = [layer.register_forward_hook(lambda m, i, o: o * mask) for layer in self.postnet.layers]
         with _hooks(handles):
             return (self.postnet.postnet(spectrogram),)
@@ -279,6 +281,9 @@ def check_supported(model: nn.Module, vocoder: nn.Module | None) -> None:
     if vocoder is not None and not isinstance(vocoder, SpeechT5HifiGan):
         raise UnsupportedModelError(f"vocoder must be a transformers.SpeechT5HifiGan, got {type(vocoder).__name__}")
     cfg = model.config
+    if vocoder is not None and vocoder.config.model_in_dim != cfg.num_mel_bins:
+        raise UnsupportedModelError(f"the vocoder takes {vocoder.config.model_in_dim} mel bins but the model "
+                                    f"produces {cfg.num_mel_bins}")
     if cfg.hidden_size % cfg.decoder_attention_heads or cfg.hidden_size % cfg.encoder_attention_heads:
         raise UnsupportedModelError("hidden_size must be divisible by the number of attention heads")
     if not isinstance(cfg.hidden_act, str) or cfg.hidden_act not in ("gelu", "relu"):

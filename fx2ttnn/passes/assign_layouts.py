@@ -7,7 +7,8 @@ Output:  a program the reference ttnn accepts (checked by abstract evaluation, n
            (constants are uploaded once, when the executor binds the program);
          * ``ttnn.to_layout`` where an operand's layout differs from what its op requires (op_table.RULES);
          * ``ttnn.typecast`` around ops whose contract excludes the program's float dtype (counted as
-           ``dtype_demoted``; float32 programs keep float32 everywhere else);
+           ``dtype_demoted``; their results are cast back for their consumers and outputs, so float32
+           programs keep float32 everywhere else);
          * ``ttnn.to_torch(x, dtype=torch.float32)`` before / ``ttnn.from_torch`` after each host fallback
            (counted transfers; fallbacks compute in float32 like the host weights they read);
          * outputs converted to the declared output specs.
@@ -76,7 +77,13 @@ class AssignLayouts(FxPass):
         if float_dtypes and spec.dtype in ("float32", "bfloat16", "bfloat8_b") and spec.dtype not in float_dtypes:
             x = self._conv((x, "dtype", float_dtypes[0]), consumer, ops.typecast, (x, Ref(float_dtypes[0])), {}, p)
             self.stats["dtype_demoted"] = self.stats.get("dtype_demoted", 0) + 1
+        elif p in self.demoted and not index and (not float_dtypes or self.dtype in float_dtypes):
+            x = self._restore(x, consumer)
         return x
+
+    def _restore(self, x: torch.fx.Node, consumer: torch.fx.Node) -> torch.fx.Node:
+        """The result of a demoted op, cast back to the program dtype for its consumers."""
+        return self._conv((x, "dtype", self.dtype), consumer, ops.typecast, (x, Ref(self.dtype)), {}, x)
 
     def _fix_ttnn(self, node: torch.fx.Node) -> None:
         op: TTNNOp = node.target
@@ -129,19 +136,23 @@ class AssignLayouts(FxPass):
     # -- pass --------------------------------------------------------------------------------
     def call(self, gm: torch.fx.GraphModule) -> PassResult:
         self.gm, self.memo, self.stats = gm, {}, {}
+        self.demoted: set[torch.fx.Node] = set()  # results of ops that computed in a narrower float dtype
         self.ev = AbstractEvaluator(gm)
         self._auto_layouts(gm)
         for node in list(gm.graph.nodes):
             if node.op == "call_function":
                 if isinstance(node.target, TTNNOp):
                     self._fix_ttnn(node)
+                    float_dtypes = ops.rule_for(node.target).float_dtypes
+                    if float_dtypes and self.dtype not in float_dtypes:
+                        self.demoted.add(node)
                 elif isinstance(node.target, HostOp):
                     self._fix_host(node)
             if node.op == "output":
                 self._fix_outputs(node)
             else:
                 self.ev.eval(node)
-        del self.gm, self.memo, self.ev
+        del self.gm, self.memo, self.ev, self.demoted
         return self.result(gm, self.stats)
 
     def _fix_outputs(self, out: torch.fx.Node) -> None:
@@ -155,6 +166,8 @@ class AssignLayouts(FxPass):
                 lay = want.layout if want else "TILE"
                 values[i] = self._conv((v, "up", dt, lay), out, ops.from_torch, (v,),
                                        {"dtype": Ref(dt), "layout": _layout_ref(lay), "device": DEVICE}, v)
+            elif want is None and v in self.demoted:
+                values[i] = self._restore(v, out)
             elif want is not None:
                 x = v
                 if want.layout and spec.layout != want.layout:

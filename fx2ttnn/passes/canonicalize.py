@@ -43,9 +43,32 @@ def _is_noop(node: torch.fx.Node) -> bool:
     return False
 
 
-def _later_readers(node: torch.fx.Node, after: torch.fx.Node) -> bool:
-    order = {n: i for i, n in enumerate(node.graph.nodes)}
-    return any(order[u] > order[after] for u in node.users if u is not after)
+def _aliasing(node: torch.fx.Node) -> bool:
+    """A view or in-place op: its result shares storage with its first argument."""
+    t = node.target
+    return node.op == "call_function" and isinstance(t, torch._ops.OpOverload) and bool(t._schema.returns) \
+        and t._schema.returns[0].alias_info is not None
+
+
+def _shared_write(write: torch.fx.Node) -> bool:
+    """Does in-place ``write`` update a program input/constant, or a tensor read (via any view) after it?"""
+    root = write.args[0]
+    while _aliasing(root):
+        root = root.args[0]
+    if root.op in ("placeholder", "get_attr"):
+        return True
+    order = {n: i for i, n in enumerate(write.graph.nodes)}
+    seen, todo = {root}, [root]
+    while todo:
+        for u in todo.pop().users:
+            if u is write or u in seen:
+                continue
+            if order[u] > order[write]:
+                return True
+            if _aliasing(u):  # a view taken before the write still sees it
+                seen.add(u)
+                todo.append(u)
+    return False
 
 
 class Canonicalize(FxPass):
@@ -65,8 +88,7 @@ class Canonicalize(FxPass):
                 g.erase_node(node)
                 stats["noop_removed"] += 1
             elif node.target in _FUNCTIONAL:
-                target = node.args[0]
-                if target.op != "placeholder" and target.op != "get_attr" and not _later_readers(target, node):
+                if not _shared_write(node):
                     node.target = _FUNCTIONAL[node.target]
                     stats["inplace_functionalized"] += 1
         for node in list(g.nodes):

@@ -4,14 +4,15 @@ Input:   canonical ATen graph.
 Output:  ``linalg_vector_norm(x, 2, dims, keepdim)`` → ``sqrt(sum(x * x, dims, keepdim))``;
          ``clamp_min(x, c)`` → ``where(x >= c, x, c)``; ``rsub(x, c)`` → ``mul(sub(x, c), -1)``;
          ``squeeze``/``unsqueeze``/``flatten`` → ``view`` (reshape); ``t``/``permute`` of rank ≤ 2 → ``transpose``.
-Leaves alone: norms of other orders and every op not listed (they stay for the lowering or a fallback).
+Leaves alone: norms of other orders, ``rsub`` with ``alpha != 1`` and every op not listed (they stay for the
+         lowering or a fallback).
 """
 from __future__ import annotations
 
 import torch
 import torch.fx
 
-from .graph_utils import aten, aten_nodes, replace, val
+from .graph_utils import aten, aten_nodes, normalize_dim, replace, val
 from .pass_manager import FxPass, PassResult
 
 _TO_VIEW = {aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default, aten.unsqueeze.default,
@@ -22,7 +23,7 @@ class Decompose(FxPass):
     name = "decompose"
 
     def call(self, gm: torch.fx.GraphModule) -> PassResult:
-        stats = {"vector_norm": 0, "clamp_min": 0, "rsub": 0, "view": 0}
+        stats = {"vector_norm": 0, "clamp_min": 0, "rsub": 0, "view": 0, "transpose": 0}
         g = gm.graph
         for node in aten_nodes(gm):
             t = node.target
@@ -43,7 +44,7 @@ class Decompose(FxPass):
                     ge.meta["val"] = torch.empty_like(val(x), dtype=torch.bool)
                     new = g.call_function(aten.where.ScalarOther, (ge, x, c))
                     stats["clamp_min"] += 1
-                elif t is aten.rsub.Scalar:
+                elif t is aten.rsub.Scalar and (node.args[2:] or [node.kwargs.get("alpha", 1)])[0] == 1:
                     x, c = node.args[0], node.args[1]
                     d = g.call_function(aten.sub.Tensor, (x, c))
                     d.meta["val"] = val(node)
@@ -52,6 +53,13 @@ class Decompose(FxPass):
                 elif t in _TO_VIEW:
                     new = g.call_function(aten.view.default, (node.args[0], list(val(node).shape)))
                     stats["view"] += 1
+                elif (t is aten.t.default or t is aten.permute.default) and val(node).dim() <= 2:
+                    swaps = val(node).dim() == 2 and (t is aten.t.default or normalize_dim(node.args[1][0], 2) == 1)
+                    if swaps:
+                        new = g.call_function(aten.transpose.int, (node.args[0], 0, 1))
+                    else:  # rank < 2, or the identity permutation
+                        new = g.call_function(aten.view.default, (node.args[0], list(val(node).shape)))
+                    stats["transpose" if swaps else "view"] += 1
                 else:
                     continue
             replace(node, new)

@@ -92,8 +92,9 @@ class Pattern:
     """A subgraph to find, given as a small function over ATen ops, with named side conditions.
 
     ``check(gm, match)`` returns None to accept or a string saying why the match is declined (the reason
-    is recorded on the anchor node for reports).  ``rewrite(gm, match)`` builds the replacement and
-    returns the node that replaces the pattern's output.
+    is recorded on the anchor node for reports).  A pattern placeholder never matches an absent (None)
+    argument: write a separate pattern for the form without it (``linear(x, w)`` vs ``linear(x, w, b)``).
+    ``rewrite(gm, match)`` builds the replacement and returns the node that replaces the pattern's output.
     """
 
     name: str
@@ -129,7 +130,12 @@ def find_matches(gm: torch.fx.GraphModule, pattern: Pattern) -> list[Match]:
                               ignore_literals=False)
     out = []
     for m in matcher.match(gm.graph):
-        out.append(_to_match(pg, m))
+        match = _to_match(pg, m)
+        # SubgraphMatcher normalizes ``linear(x, w)`` to ``linear(x, w, None)`` and lets a pattern placeholder
+        # match that None: the argument is absent, which is a different (more specific) pattern's match.
+        if any(v is None for v in match.inputs.values()):
+            continue
+        out.append(match)
     return out
 
 

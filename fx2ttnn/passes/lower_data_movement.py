@@ -5,7 +5,8 @@ Output:  ``view``/``reshape``/``_unsafe_view`` → ``ttnn.reshape(x, shape)`` wi
          ``transpose`` → ``ttnn.transpose``; ``permute`` → ``ttnn.permute``; ``cat`` → ``ttnn.concat``;
          ``slice`` → ``ttnn.slice`` with explicit starts/ends/steps for every dim (end exclusive, clamped);
          ``select`` → ``ttnn.slice`` + ``ttnn.reshape``; ``expand`` → ``ttnn.repeat``.
-Leaves alone: views of constants (``fold_constants`` already computed them) and ops not listed.
+Leaves alone: ops not listed.  (Views of constants are lowered like any other view; after ``fold_constants``
+         there are none left to lower.)
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import torch.fx
 
 from ..lowering import op_table as ops
 from ..lowering.ir import Ref, construct, ttnn_call
-from .graph_utils import aten, aten_nodes, replace, set_val, shape, val
+from .graph_utils import aten, aten_nodes, impure, replace, set_val, shape, val
 from .pass_manager import FxPass, PassResult
 
 TILE = 32
@@ -62,4 +62,5 @@ class LowerKVCache(FxPass):
                 upd = ttnn_call(g, ops.paged_update_cache, (cache, x), {"update_idxs_tensor": position}, like=node)
             replace(node, upd)
             stats["cache_update"] += 1
+        g.eliminate_dead_code(is_impure_node=impure)  # the ``position[:1]`` slice the write no longer reads
         return self.result(gm, stats)

@@ -14,7 +14,7 @@ import torch.fx
 
 from ..lowering import op_table as ops
 from ..lowering.ir import ttnn_call
-from .graph_utils import aten, aten_nodes, normalize_dim, replace, shape
+from .graph_utils import aten, aten_nodes, impure, normalize_dim, replace, shape
 from .pass_manager import FxPass, PassResult
 
 
@@ -56,5 +56,5 @@ class LowerMatmul(FxPass):
                 new = ttnn_call(gm.graph, ops.matmul, (a, b), kwargs, like=node)
             replace(node, new)
             stats["matmul"] += 1
-        gm.graph.eliminate_dead_code()
+        gm.graph.eliminate_dead_code(is_impure_node=impure)  # fx would drop unread ttnn in-place writes
         return self.result(gm, stats)

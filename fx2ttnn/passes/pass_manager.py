@@ -30,12 +30,15 @@ class PassResult(_FxPassResult):
 
 
 class FxPass(PassBase):
-    """Base of fx2ttnn passes: a name, and a result built from stats (``modified`` iff any stat is non-zero)."""
+    """Base of fx2ttnn passes: a name, and a result built from stats.
+
+    ``modified`` iff a stat other than a ``*declined`` count is non-zero (declining changes nothing).
+    """
 
     name: str = ""
 
     def result(self, gm: torch.fx.GraphModule, stats: dict[str, int]) -> PassResult:
-        modified = any(stats.values())
+        modified = any(v for k, v in stats.items() if not k.endswith("declined"))
         if modified:
             gm.graph.lint()
             gm.recompile()

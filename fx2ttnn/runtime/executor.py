@@ -90,9 +90,10 @@ class BoundProgram:
                 args = resolve_arg(node.args, ttnn, device, values.__getitem__)
                 kwargs = resolve_arg(node.kwargs, ttnn, device, values.__getitem__)
                 values[node] = fn(*args, **kwargs)  # checked call: constants are bound once
-        needed = {n for n in const if any(u not in const for u in n.users)}
-        for node in needed:
-            self._names[node] = self._global("c", values[node])
+        self._constants = const
+        for node in const:
+            if any(u not in const for u in node.users):  # only what the per-call code reads gets a name
+                self._names[node] = self._global("c", values[node])
 
     def _expr(self, a: Any) -> str:
         if isinstance(a, torch.fx.Node):
@@ -112,7 +113,7 @@ class BoundProgram:
         return self._global("k", a)
 
     def _codegen(self, gm: torch.fx.GraphModule) -> str:
-        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n not in self._names]
+        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n not in self._constants]
         params = []
         for i, ph in enumerate(self.placeholders):
             self._names[ph] = f"a{i}"
