@@ -39,10 +39,12 @@ class Report:
     prenet_dropout: bool
     programs: list[ProgramReport] = field(default_factory=list)
     lower_seconds: float = 0.0
+    backend_note: str = ""
 
     @staticmethod
     def of(tts: "LoweredSpeechT5") -> "Report":
-        rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout, lower_seconds=tts.lower_seconds)
+        rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout,
+                     lower_seconds=tts.lower_seconds, backend_note=tts.backend.fallback_reason)
         for v in tts.variants:
             lp = v.lowered
             weights = sum(n.meta["tensor_spec"].nbytes for n in lp.nodes()
@@ -54,15 +56,18 @@ class Report:
                 [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds, weights))
         return rep
 
-    def program(self, name: str) -> ProgramReport:
+    def program(self, name: str, key: tuple[int, ...] | None = None) -> ProgramReport:
+        """The report of program ``name`` (its ``key`` variant, or the first one lowered)."""
         for p in self.programs:
-            if p.name == name:
+            if p.name == name and (key is None or tuple(key) == p.key):
                 return p
-        raise KeyError(name)
+        raise KeyError(f"no lowered variant of {name!r}{'' if key is None else f' with key {tuple(key)}'}")
 
     def __str__(self) -> str:
         lines = [f"fx2ttnn report — backend: {self.backend}; dtype {self.dtype}; max_steps {self.max_steps}; "
                  f"prenet dropout {'on' if self.prenet_dropout else 'off'}; lowering {self.lower_seconds:.1f} s"]
+        if self.backend_note:
+            lines.append(f"(not on a device: {self.backend_note})")
         for p in self.programs:
             lines.append(f"\n[{p.name} {'x'.join(map(str, p.key))}] {p.ops_per_call} TTNN ops per call, "
                          f"{p.transfers_per_call} host<->device transfers per call, {len(p.host_fallbacks)} host "

@@ -29,7 +29,8 @@ class Backend:
     ttnn: Any
     device: Any
     name: str            # "reference" or "ttnn"
-    description: str
+    description: str     # e.g. "reference ttnn on cpu"
+    fallback_reason: str = ""  # why backend="auto" did not use the real ttnn
 
     @property
     def is_reference(self) -> bool:
@@ -66,6 +67,9 @@ def _real_ttnn() -> tuple[Any | None, str]:
 def open_backend(kind: str = "auto", *, device: str | torch.device | None = None) -> Backend:
     if kind not in ("auto", "reference", "ttnn"):
         raise BackendUnavailableError(f"backend must be 'auto', 'reference' or 'ttnn', got {kind!r}")
+    if kind == "ttnn" and device not in (None, "tt"):
+        raise BackendUnavailableError(f"device={device!r} selects where the reference backend runs; "
+                                      "backend='ttnn' always uses Tenstorrent device 0")
     if kind in ("auto", "ttnn") and device in (None, "tt"):
         module, why = _real_ttnn()
         if module is not None:
@@ -77,11 +81,10 @@ def open_backend(kind: str = "auto", *, device: str | torch.device | None = None
         if kind == "ttnn":
             raise BackendUnavailableError(f"backend='ttnn' requested but {why}. Install fx2ttnn[tt] on a machine "
                                           "with a Tenstorrent device, or use backend='reference'.")
-        reason = f" ({why})"
     else:
-        reason = ""
+        why = ""
     torch_device = torch.device(device) if device not in (None, "tt") else torch.device("cpu")
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError("device='cuda' requested but torch sees no CUDA device")
     dev = reference.open_device(0, torch_device=torch_device)
-    return Backend(reference, dev, "reference", f"reference ttnn on {torch_device}{reason}")
+    return Backend(reference, dev, "reference", f"reference ttnn on {torch_device}", why)
