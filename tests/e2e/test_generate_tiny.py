@@ -1,0 +1,183 @@
+"""End-to-end on tiny SpeechT5 / HiFi-GAN configs (fast suite): lowered generate_speech vs HF generate_speech."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fx2ttnn import GenerationError, UnsupportedModelError, lower_model
+from fx2ttnn.runtime.generate import dropout_tables
+from tests.pcc_thresholds import PCC
+from tests.utils import assert_pcc
+
+SPK = 64  # tiny_config speaker_embedding_dim
+
+
+@pytest.fixture(scope="module")
+def lowered(tiny_models):
+    model, vocoder = tiny_models
+    return {dt: lower_model(model, vocoder=vocoder, backend="reference", dtype=dt, max_steps=128, prenet_dropout=False)
+            for dt in ("float32", "bfloat16")}
+
+
+def _inputs(seed: int, lengths: list[int], pad_id: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.full((len(lengths), max(lengths)), pad_id, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(4, 40, (n,), generator=g)
+    return ids, torch.randn(len(lengths), SPK, generator=g)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_spectrogram_and_waveform_match_hf(tiny_models, lowered, no_prenet_dropout, dtype):
+    model, vocoder = tiny_models
+    ids, spk = _inputs(0, [11])
+    kw = dict(threshold=10.0, maxlenratio=8.0)  # threshold above reach: runs maxlen = 44 steps
+    with torch.no_grad():
+        ref_spec = model.generate_speech(ids, spk, **kw)
+        ref_wave = model.generate_speech(ids, spk, vocoder=vocoder, **kw)
+    spec = lowered[dtype].generate_speech(ids, spk, vocoder=False, **kw)
+    wave = lowered[dtype].generate_speech(ids, spk, **kw)
+    assert spec.shape == ref_spec.shape  # same number of frames
+    assert_pcc(ref_spec, spec, PCC["spectrogram"][dtype], f"tiny spectrogram {dtype}")
+    assert_pcc(ref_wave, wave, PCC["waveform"][dtype], f"tiny waveform {dtype}")
+
+
+def _stop_threshold(model, ids, spk, maxlen_steps: int) -> float:
+    """A threshold HF crosses at different steps for the two utterances (found from HF's own stop probabilities)."""
+    sums = []
+    hook = model.speech_decoder_postnet.prob_out.register_forward_hook(
+        lambda m, i, o: sums.append(torch.sigmoid(o).sum(-1).flatten()))
+    with torch.no_grad():
+        model.generate_speech(ids, spk, threshold=1e9, maxlenratio=maxlen_steps * 2 / ids.shape[1] + 1e-6)
+    hook.remove()
+    traj = torch.stack(sums)  # [steps, batch]
+    for t in sorted(set(traj.flatten().tolist()), reverse=True):
+        first = [int((traj[:, b] >= t).nonzero()[0]) if (traj[:, b] >= t).any() else None for b in range(2)]
+        if None not in first and first[0] != first[1] and min(first) >= 2:
+            return t
+    pytest.skip("no threshold separates the two utterances' stop steps for this seed")
+
+
+def test_batch_of_two_with_different_lengths_and_stop_steps(tiny_models, lowered, no_prenet_dropout):
+    model, vocoder = tiny_models
+    ids, spk = _inputs(3, [13, 7])
+    mask = (ids != model.config.pad_token_id).int()
+    threshold = _stop_threshold(model, ids, spk, 40)
+    kw = dict(attention_mask=mask, threshold=threshold, maxlenratio=40 * 2 / 13, return_output_lengths=True)
+    with torch.no_grad():
+        ref_spec, ref_len = model.generate_speech(ids, spk, **kw)
+        ref_wave, ref_wlen = model.generate_speech(ids, spk, vocoder=vocoder, **kw)
+    spec, lens = lowered["float32"].generate_speech(ids, spk, vocoder=False, **kw)
+    wave, wlens = lowered["float32"].generate_speech(ids, spk, **kw)
+    assert lens == ref_len and ref_len[0] != ref_len[1]  # identical, different stop steps
+    assert wlens == ref_wlen
+    assert_pcc(ref_spec, spec, PCC["spectrogram"]["float32"], "batch spectrogram")
+    assert_pcc(ref_wave, wave, PCC["waveform"]["float32"], "batch waveform")
+    # without lengths: HF pads the batch with zeros
+    with torch.no_grad():
+        ref = model.generate_speech(ids, spk, attention_mask=mask, threshold=threshold, maxlenratio=40 * 2 / 13)
+    out = lowered["float32"].generate_speech(ids, spk, vocoder=False, attention_mask=mask, threshold=threshold,
+                                             maxlenratio=40 * 2 / 13)
+    assert_pcc(ref, out, PCC["spectrogram"]["float32"], "batch padded spectrogram")
+    assert torch.count_nonzero(out[1, ref_len[1]:]) == 0
+
+
+def test_stop_and_minlen_behaviour_match_hf(tiny_models, lowered, no_prenet_dropout):
+    model, _ = tiny_models
+    ids, spk = _inputs(5, [9])
+    for kw in (dict(threshold=0.5), dict(threshold=0.5, minlenratio=2.0), dict(threshold=1.2, maxlenratio=3.0)):
+        with torch.no_grad():
+            ref = model.generate_speech(ids, spk, **kw)
+        out = lowered["float32"].generate_speech(ids, spk, vocoder=False, **kw)
+        assert out.shape == ref.shape, kw
+        assert_pcc(ref, out, PCC["spectrogram"]["float32"], f"stop {kw}")
+
+
+def test_one_stop_read_per_step(lowered, no_prenet_dropout):
+    ids, spk = _inputs(1, [8])
+    tts = lowered["float32"]
+    tts.generate_speech(ids, spk, vocoder=False, threshold=10.0, maxlenratio=6.0)
+    g = tts.last_generation
+    assert g.steps == 24 and g.transfers_per_step <= 1.0
+    step = tts.report().program("decoder_step")
+    assert step.transfers_per_call == 0 and step.fallback_count == 0
+
+
+def test_prenet_dropout_matches_hf_given_the_same_masks(tiny_models, monkeypatch):
+    """With dropout on, HF fed our per-step masks produces our output: same place, same scaling."""
+    from transformers.models.speecht5 import modeling_speecht5 as hf
+
+    model, _ = tiny_models
+    tts = lower_model(model, backend="reference", dtype="float32", max_steps=64, prenet_dropout=True)
+    ids, spk = _inputs(2, [10])
+    tables = dropout_tables(tts, seed=7)
+    calls = {"n": 0}
+
+    def consistent_dropout(self, x, p):  # HF's law, with our mask row for the newest frame
+        layer = calls["n"] % len(tables)
+        calls["n"] += 1
+        mask = torch.zeros(x.shape[1:])
+        mask[-1] = tables[layer][x.shape[1] - 1] * (1 - p)
+        return torch.where(mask.unsqueeze(0).repeat(x.size(0), 1, 1) == 1, x, 0) * 1 / (1 - p)
+
+    monkeypatch.setattr(hf.SpeechT5SpeechDecoderPrenet, "_consistent_dropout", consistent_dropout)
+    with torch.no_grad():
+        ref = model.generate_speech(ids, spk, threshold=10.0, maxlenratio=5.0)
+    out = tts.generate_speech(ids, spk, threshold=10.0, maxlenratio=5.0, seed=7)
+    assert_pcc(ref, out, PCC["spectrogram"]["float32"], "dropout with shared masks")
+    # seeded: reproducible, and a different seed gives a different utterance
+    again = tts.generate_speech(ids, spk, threshold=10.0, maxlenratio=5.0, seed=7)
+    other = tts.generate_speech(ids, spk, threshold=10.0, maxlenratio=5.0, seed=8)
+    assert torch.equal(out, again) and not torch.equal(out, other)
+
+
+def test_prenet_dropout_law_matches_hf(tiny_models):
+    """Kept fraction and scale of the masks equal HF's _consistent_dropout (statistically)."""
+    model, _ = tiny_models
+    p = model.config.speech_decoder_prenet_dropout
+    prenet = model.speecht5.decoder.prenet
+    torch.manual_seed(0)
+    hf_out = prenet._consistent_dropout(torch.ones(1, 4096, 64), p)
+    tts = lower_model(model, backend="reference", dtype="float32", max_steps=64, prenet_dropout=True)
+    ours = torch.cat(dropout_tables(tts, seed=0))
+    n_hf, n_ours = hf_out.numel(), ours.numel()
+    for sample, n in ((hf_out, n_hf), (ours, n_ours)):
+        kept = (sample != 0).float().mean().item()
+        assert abs(kept - p) < 4 * (p * (1 - p) / n) ** 0.5  # 4 sigma
+        assert torch.allclose(sample[sample != 0], torch.tensor(1 / (1 - p)))
+
+
+def test_max_steps_truncates_with_a_warning(lowered, no_prenet_dropout):
+    ids, spk = _inputs(4, [12])
+    with pytest.warns(RuntimeWarning, match="max_steps=128"):
+        out = lowered["float32"].generate_speech(ids, spk, vocoder=False, threshold=10.0, maxlenratio=30.0)
+    assert out.shape[0] == 128 * 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(speaker_embeddings=None), "speaker_embeddings must be given"),
+    (dict(speaker_embeddings=torch.randn(2, SPK)), r"must be \[1, 64\]"),
+    (dict(input_ids=torch.zeros(1, 0, dtype=torch.long)), "empty"),
+    (dict(input_ids=torch.randn(1, 5)), "integer tensor"),
+    (dict(input_ids=torch.full((1, 5), 10_000)), "token ids in"),
+    (dict(input_ids=torch.full((1, 129), 5)), "exceeds"),
+    (dict(attention_mask=torch.ones(1, 3)), "attention_mask must be"),
+    (dict(vocoder="hifigan"), "vocoder must be"),
+])
+def test_generate_speech_rejects_bad_input(lowered, kwargs, match):
+    args = dict(input_ids=torch.full((1, 6), 5), speaker_embeddings=torch.randn(1, SPK))
+    args.update(kwargs)
+    with pytest.raises(GenerationError, match=match):
+        lowered["float32"].generate_speech(args.pop("input_ids"), args.pop("speaker_embeddings"), **args)
+
+
+def test_lower_model_rejects_bad_arguments(tiny_models):
+    model, vocoder = tiny_models
+    with pytest.raises(UnsupportedModelError, match="SpeechT5ForTextToSpeech"):
+        lower_model(vocoder)
+    with pytest.raises(UnsupportedModelError, match="SpeechT5HifiGan"):
+        lower_model(model, vocoder=model)
+    with pytest.raises(UnsupportedModelError, match="dtype"):
+        lower_model(model, dtype="float16")
+    with pytest.raises(UnsupportedModelError, match="multiple of 32"):
+        lower_model(model, max_steps=100)
