@@ -181,3 +181,25 @@ def test_lower_model_rejects_bad_arguments(tiny_models):
         lower_model(model, dtype="float16")
     with pytest.raises(UnsupportedModelError, match="multiple of 32"):
         lower_model(model, max_steps=100)
+
+
+def test_non_default_configuration(no_prenet_dropout):
+    """Reduction factor 3, 64 mel bins, 3 heads of 32, one decoder layer, two upsamplers of other rates."""
+    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
+
+    from tests.conftest import tiny_config, tiny_vocoder_config
+
+    torch.manual_seed(1)
+    model = SpeechT5ForTextToSpeech(tiny_config(reduction_factor=3, num_mel_bins=64, hidden_size=96,
+                                                encoder_attention_heads=3, decoder_attention_heads=3,
+                                                decoder_layers=1, encoder_layers=3)).eval()
+    vocoder = SpeechT5HifiGan(tiny_vocoder_config(model_in_dim=64, upsample_rates=[2, 3],
+                                                  upsample_kernel_sizes=[4, 7])).eval()
+    tts = lower_model(model, vocoder=vocoder, backend="reference", dtype="float32", max_steps=64,
+                      prenet_dropout=False)
+    ids, spk = _inputs(9, [10])
+    with torch.no_grad():
+        ref = model.generate_speech(ids, spk, threshold=10.0, maxlenratio=3.0, vocoder=vocoder)
+    out = tts.generate_speech(ids, spk, threshold=10.0, maxlenratio=3.0)
+    assert out.shape == ref.shape
+    assert_pcc(ref, out, PCC["waveform"]["float32"], "non-default config waveform")
