@@ -218,10 +218,13 @@ def source_module(node: torch.fx.Node) -> str:
     return strip_wrapper_prefix(path)
 
 
-# Capture wrappers hold HF submodules under these attribute names; reports show HF's own module paths.
+# Capture wrappers (lowering/speecht5.py) hold HF submodules under these attribute names; reports show
+# HF's own module paths (SpeechT5ForTextToSpeech's, and SpeechT5HifiGan's under "vocoder.").
 WRAPPER_PREFIXES: Mapping[str, str] = {
     "encoder.": "speecht5.encoder.",
-    "decoder.": "speecht5.decoder.",
+    "cross_attn.": "speecht5.decoder.wrapped_decoder.layers.{}.encoder_attn.",
+    "prenet.": "speecht5.decoder.prenet.",
+    "decoder.": "speecht5.decoder.wrapped_decoder.",
     "postnet.": "speech_decoder_postnet.",
     "vocoder.": "vocoder.",
 }
@@ -231,7 +234,11 @@ def strip_wrapper_prefix(path: str) -> str:
     path = path.replace("L['self'].", "").replace("L__self__.", "")
     for prefix, hf in WRAPPER_PREFIXES.items():
         if path.startswith(prefix):
-            return hf + path[len(prefix):]
+            rest = path[len(prefix):]
+            if "{}" in hf:  # "cross_attn.<i>.k_proj" → layer i's encoder_attn
+                index, _, rest = rest.partition(".")
+                return hf.format(index) + rest
+            return hf + rest
     return path
 
 

@@ -80,8 +80,15 @@ slice_ = _op("slice", DM)
 pad = _op("pad", DM)
 repeat = _op("repeat", DM)
 
-# -- KV cache (OP_CONTRACT §6) -------------------------------------------------------------------
+# -- attention and KV cache (OP_CONTRACT §6) -----------------------------------------------------
 paged_update_cache = _op("experimental.paged_update_cache", inplace=0, tile=(0, 1), index=("update_idxs_tensor",))
+scaled_dot_product_attention = _op("transformer.scaled_dot_product_attention", tile=(0, 1, 2, "attn_mask"))
+scaled_dot_product_attention_decode = _op("transformer.scaled_dot_product_attention_decode",
+                                          tile=(0, 1, 2, "attn_mask"), index=("cur_pos_tensor",))
+split_query_key_value_and_split_heads = _op("transformer.split_query_key_value_and_split_heads", DM, tile=(0,))
+concatenate_heads = _op("transformer.concatenate_heads", DM, tile=(0,))
+nlp_create_qkv_heads = _op("experimental.nlp_create_qkv_heads", DM, tile=(0,))
+nlp_concat_heads = _op("experimental.nlp_concat_heads", DM, tile=(0,))
 
 UNARY = {"relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu, "sqrt": sqrt,
          "neg": neg}

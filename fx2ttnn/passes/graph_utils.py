@@ -92,15 +92,20 @@ class Pattern:
     """A subgraph to find, given as a small function over ATen ops, with named side conditions.
 
     ``check(gm, match)`` returns None to accept or a string saying why the match is declined (the reason
-    is recorded on the anchor node for reports).  A pattern placeholder never matches an absent (None)
-    argument: write a separate pattern for the form without it (``linear(x, w)`` vs ``linear(x, w, b)``).
+    is recorded on the anchor node for reports).  A pattern placeholder matches an absent (None) argument
+    only if it is listed in ``optional``; otherwise write a separate pattern for the form without it
+    (``linear(x, w)`` vs ``linear(x, w, b)``).
     ``rewrite(gm, match)`` builds the replacement and returns the node that replaces the pattern's output.
+    With ``ignore_literals`` the pattern's literal arguments (view shapes, transpose dims, scales) match any
+    value, so one pattern covers every size; ``check`` must then validate the literals that matter.
     """
 
     name: str
     fn: Callable[..., Any]
     check: Callable[[torch.fx.GraphModule, "Match"], str | None]
     rewrite: Callable[[torch.fx.GraphModule, "Match"], torch.fx.Node]
+    ignore_literals: bool = False
+    optional: tuple[str, ...] = ()
 
     def graph(self) -> torch.fx.Graph:
         """The traced pattern; op nodes are named by their ATen op (``linear``, ``gelu``; ``add_1`` if repeated)."""
@@ -127,13 +132,13 @@ class Match:
 def find_matches(gm: torch.fx.GraphModule, pattern: Pattern) -> list[Match]:
     pg = pattern.graph()
     matcher = SubgraphMatcher(pg, match_output=False, match_placeholder=False, remove_overlapping_matches=True,
-                              ignore_literals=False)
+                              ignore_literals=pattern.ignore_literals)
     out = []
     for m in matcher.match(gm.graph):
         match = _to_match(pg, m)
         # SubgraphMatcher normalizes ``linear(x, w)`` to ``linear(x, w, None)`` and lets a pattern placeholder
         # match that None: the argument is absent, which is a different (more specific) pattern's match.
-        if any(v is None for v in match.inputs.values()):
+        if any(v is None and k not in pattern.optional for k, v in match.inputs.items()):
             continue
         out.append(match)
     return out
@@ -170,8 +175,23 @@ def apply_patterns(gm: torch.fx.GraphModule, patterns: list[Pattern], stats: dic
                 new = pattern.rewrite(gm, match)
             replaced[match.output] = new
             replace(match.output, new)
+            _erase_matched(match)
             stats[pattern.name] = stats.get(pattern.name, 0) + 1
         gm.graph.eliminate_dead_code(is_impure_node=impure)
+
+
+def _erase_matched(match: Match) -> None:
+    """The rewrite replaces the whole matched subgraph: drop its nodes nothing reads any more, in-place ones
+    (e.g. KV-cache writes the replacement re-does) included, which dead-code elimination would keep."""
+    pending = [n for n in match.nodes.values() if not getattr(n, "_erased", False)]
+    changed = True
+    while changed:
+        changed = False
+        for n in list(pending):
+            if not n.users:
+                n.graph.erase_node(n)
+                pending.remove(n)
+                changed = True
 
 
 def impure(node: torch.fx.Node) -> bool:
@@ -180,3 +200,24 @@ def impure(node: torch.fx.Node) -> bool:
     if isinstance(target, torch._ops.OpOverload):
         return target._schema.is_mutable
     return getattr(target, "inplace", None) is not None or node.is_impure()
+
+
+def loop_invariant(gm: torch.fx.GraphModule, invariant_inputs: set[str]) -> set[torch.fx.Node]:
+    """Nodes whose value is the same on every call of a step program: they depend only on the inputs named
+    ``invariant_inputs`` (per-utterance data) and on constants, and on at least one such input (nodes of
+    constants alone are bound once anyway).  In-place ops are never invariant."""
+    const: set[torch.fx.Node] = set()
+    inv: set[torch.fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in invariant_inputs:
+                inv.add(node)
+        elif node.op == "get_attr":
+            const.add(node)
+        elif node.op == "call_function" and not impure(node):
+            inputs = node.all_input_nodes
+            if inputs and all(n in const for n in inputs):
+                const.add(node)
+            elif inputs and all(n in const or n in inv for n in inputs):
+                inv.add(node)
+    return inv
