@@ -35,6 +35,7 @@ class ProgramVariant:
     key: tuple[int, ...]
     lowered: LoweredProgram
     bound: BoundProgram
+    prologue: BoundProgram | None = None  # per-utterance part hoisted out of a step program
 
 
 @dataclass
@@ -95,8 +96,13 @@ class LoweredSpeechT5:
         if k not in self._variants:
             t0 = time.perf_counter()
             lowered = self._lower(name, key)
-            bound = BoundProgram(lowered.graph_module, self.backend, name=f"{name}{list(key)}")
-            self._variants[k] = ProgramVariant(name, tuple(key), lowered, bound)
+            bound = BoundProgram(lowered.graph_module, self.backend, name=f"{name}{list(key)}",
+                                 output_names=lowered.signature.outputs)
+            prologue = None
+            if lowered.prologue is not None:
+                prologue = BoundProgram(lowered.prologue.graph_module, self.backend, name=f"{name}{list(key)}.prologue",
+                                        output_names=lowered.prologue.signature.outputs)
+            self._variants[k] = ProgramVariant(name, tuple(key), lowered, bound, prologue)
             self.lower_seconds += time.perf_counter() - t0
         return self._variants[k]
 
@@ -142,7 +148,7 @@ class LoweredSpeechT5:
                     in_specs[f"{kind}_{i}"] = _dev((bsz, heads, seq, dh), d)
             for i in range(len(masks)):
                 in_specs[f"dropout_mask_{i}"] = _dev((self.max_steps, cfg.speech_decoder_prenet_units), d, "AUTO")
-            out_specs = [_dev((bsz, cfg.reduction_factor, cfg.num_mel_bins), d), _dev((bsz, cfg.reduction_factor), d),
+            out_specs = [_dev((bsz, 1, cfg.reduction_factor * cfg.num_mel_bins), d), _dev((bsz, 1, cfg.reduction_factor), d),
                          _dev((bsz, 1, cfg.num_mel_bins), d)]
         elif name == "postnet":
             frames = key[1]
@@ -168,8 +174,12 @@ class LoweredSpeechT5:
         else:
             raise UnsupportedModelError(f"unknown program {name!r}; programs are {', '.join(PROGRAMS)}")
         captured = capture(module, args, name=name, input_names=ins, output_names=outs)
+        # the decode step's per-utterance inputs: what depends only on them runs once, in its prologue
+        invariant = [n for n in ins if n == "speaker" or n.startswith(("cross_", "dropout_mask_"))] \
+            if name == "decoder_step" else []
         return lower_program(captured, dtype=d, input_specs=in_specs, output_specs=out_specs,
-                             dump_dir=self._dump_dir(name, key), print_after=self.dump.print_after)
+                             dump_dir=self._dump_dir(name, key), print_after=self.dump.print_after,
+                             invariant_inputs=invariant)
 
     # -- running -------------------------------------------------------------------------------
     def generate_speech(self, input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None = None, *,

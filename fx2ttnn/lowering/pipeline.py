@@ -36,6 +36,7 @@ class LoweredProgram:
     pass_records: list = field(default_factory=list)
     capture_seconds: float = 0.0
     lowering_seconds: float = 0.0
+    prologue: "LoweredProgram | None" = None  # loop-invariant part, run once per utterance (hoist_invariants)
 
     def nodes(self) -> Iterable[torch.fx.Node]:
         return (n for n in self.graph_module.graph.nodes if n.op == "call_function")
@@ -72,11 +73,15 @@ def verify(gm: torch.fx.GraphModule, name: str) -> None:
         raise LoweringError(f"{name}: node {n.name} has no tensor spec")
 
 
-def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs: Sequence[TensorSpec | None]):
+def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs: Sequence[TensorSpec | None],
+                   invariant_inputs: Sequence[str] = ()):
     from ..passes.assign_layouts import AssignLayouts
     from ..passes.canonicalize import Canonicalize
     from ..passes.decompose import Decompose
     from ..passes.fold_constants import FoldConstants
+    from ..passes.fuse_attention import FuseAttention
+    from ..passes.hoist_invariants import HoistInvariants
+    from ..passes.split_concat_linear import SplitConcatLinear
     from ..passes.insert_host_fallbacks import InsertHostFallbacks
     from ..passes.lower_data_movement import LowerDataMovement
     from ..passes.lower_elementwise import LowerElementwise
@@ -87,27 +92,44 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.lower_matmul import LowerMatmul
     from ..passes.lower_softmax import LowerSoftmax
 
-    return [
-        Canonicalize(), FoldConstants(), Decompose(), LowerLinear(), LowerLayerNorm(), LowerEmbedding(),
-        LowerKVCache(), LowerMatmul(), LowerSoftmax(), LowerElementwise(), LowerDataMovement(),
-        InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs),
+    passes = [
+        Canonicalize(), FoldConstants(), Decompose(), SplitConcatLinear(invariant_inputs), FuseAttention(),
+        LowerLinear(), LowerLayerNorm(), LowerEmbedding(), LowerKVCache(), LowerMatmul(), LowerSoftmax(),
+        LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs),
     ]
+    if invariant_inputs:  # a step program: per-utterance work moves into its prologue
+        passes.append(HoistInvariants(invariant_inputs))
+    return passes
+
+
+def _io_specs(gm: torch.fx.GraphModule) -> tuple[dict[str, TensorSpec], list[TensorSpec]]:
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    ins = {n.name: n.meta["tensor_spec"] for n in gm.graph.nodes if n.op == "placeholder"}
+    return ins, [a.meta["tensor_spec"] for a in out_node.args[0]]
 
 
 def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[str, TensorSpec],
                   output_specs: Sequence[TensorSpec | None] = (), dump_dir: Path | None = None,
-                  print_after: Iterable[str] | Literal["all"] = (), passes: Sequence | None = None) -> LoweredProgram:
+                  print_after: Iterable[str] | Literal["all"] = (), passes: Sequence | None = None,
+                  invariant_inputs: Sequence[str] = ()) -> LoweredProgram:
+    """Run the pass pipeline on a captured program.  With ``invariant_inputs`` (a step program), the work that
+    depends only on those inputs is split off into ``LoweredProgram.prologue``."""
     from ..passes.pass_manager import PassManager
     from .printer import render_graph
 
     t0 = time.perf_counter()
-    pipeline = passes if passes is not None else default_passes(dtype, input_specs, output_specs)
+    pipeline = passes if passes is not None else default_passes(dtype, input_specs, output_specs, invariant_inputs)
     pm = PassManager(pipeline, dump_dir=dump_dir, print_after=print_after, render=render_graph, program=captured.name)
     result = pm(captured.graph_module)
     gm = result.graph_module
     verify(gm, captured.name)
-    out_node = next(n for n in gm.graph.nodes if n.op == "output")
-    outs = [a.meta["tensor_spec"] for a in out_node.args[0]]
-    ins = {n.name: n.meta["tensor_spec"] for n in gm.graph.nodes if n.op == "placeholder"}
-    return LoweredProgram(captured.name, gm, captured.signature, ins, outs, result.records, captured.seconds,
-                          time.perf_counter() - t0)
+    ins, outs = _io_specs(gm)
+    signature = ProgramSignature(list(ins), captured.signature.outputs, captured.signature.mutated_inputs)
+    prologue = None
+    if "prologue" in gm.meta:
+        pgm, psig = gm.meta.pop("prologue")
+        verify(pgm, f"{captured.name}.prologue")
+        pins, pouts = _io_specs(pgm)
+        prologue = LoweredProgram(f"{captured.name}.prologue", pgm, psig, pins, pouts)
+    return LoweredProgram(captured.name, gm, signature, ins, outs, result.records, captured.seconds,
+                          time.perf_counter() - t0, prologue)

@@ -183,11 +183,13 @@ class DecoderStepProgram(nn.Module):
         for layer in self.decoder.layers:
             x = layer(x, self_mask, cross_k[0], encoder_attention_mask=cross_attention_mask,
                       past_key_values=cache, use_cache=True)[0]
-        # HF _generate_speech: feat_out → r frames, sigmoid(prob_out) → stop probabilities.
-        spectrum = self.postnet.feat_out(x).view(bsz, self.reduction_factor, self.num_mel_bins)
-        prob = torch.sigmoid(self.postnet.prob_out(x)).view(bsz, self.reduction_factor)
+        # HF _generate_speech: feat_out → r frames, sigmoid(prob_out) → stop probabilities.  The r frames stay
+        # one [B, 1, r * mel] row (HF views it as [B, r, mel]; the generator does so once per utterance) and
+        # the next input frame is its last mel-bins slice (HF's spectrum[:, -1, :]).
+        spectrum = self.postnet.feat_out(x)
+        prob = torch.sigmoid(self.postnet.prob_out(x))  # [B, 1, r]; HF's [B, r] view is read on the host
         position.add_(1)
-        return spectrum, prob, spectrum[:, -1:, :]
+        return spectrum, prob, spectrum[:, :, -self.num_mel_bins:]
 
 
 def decoder_step_io(num_layers: int, prenet_layers: int, prenet_dropout: bool) -> tuple[list[str], list[str]]:

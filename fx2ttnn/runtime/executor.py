@@ -46,11 +46,14 @@ def _is_constant(node: torch.fx.Node, const: set[torch.fx.Node]) -> bool:
 class BoundProgram:
     """A lowered program bound to ``backend``: call it with the program inputs, get its outputs."""
 
-    def __init__(self, gm: torch.fx.GraphModule, backend: Backend, *, name: str = "program"):
+    def __init__(self, gm: torch.fx.GraphModule, backend: Backend, *, name: str = "program",
+                 output_names: list[str] | None = None):
         self.name = name
         self.backend = backend
         self.graph_module = gm
         self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        self.input_names = [n.name for n in self.placeholders]
+        self.output_names = list(output_names or [])
         self.input_specs: list[TensorSpec] = [n.meta["tensor_spec"] for n in self.placeholders]
         self._globals: dict[str, Any] = {"torch": torch, "math": math}
         self._names: dict[torch.fx.Node, str] = {}

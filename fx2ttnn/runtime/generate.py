@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -48,6 +48,7 @@ class GenerationStats:
     transfers_per_step: float
     setup_uploads: int
     audio_seconds: float | None = None
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each decode step (stop reads included)
 
     @property
     def ms_per_step(self) -> float:
@@ -130,42 +131,48 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     maxlen = int(seq * maxlenratio / r)
     minlen = int(seq * minlenratio / r)
 
-    # -- encoder: once per utterance -------------------------------------------------------------
-    enc = tts.variant("encoder", (bsz, bucket)).bound
+    # -- encoder (and the decode step's per-utterance prologue): once per utterance ----------------------
+    enc = tts.variant("encoder", (bsz, bucket))
     step_variant = tts.variant("decoder_step", (bsz, bucket))
     step, specs = step_variant.bound, step_variant.lowered.input_specs
     t0 = time.perf_counter()
-    _hidden, cross_mask, speaker, *cross = enc(ids, mask, speaker_embeddings.float())
+    env: dict[str, Any] = dict(zip(enc.lowered.signature.outputs, enc.bound(ids, mask, speaker_embeddings.float())))
+    env.update(_decode_state(tts, bsz, specs))
+    env["position"] = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
+    env["frame"] = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
+    if tts.prenet_dropout:
+        for i, t in enumerate(dropout_tables(tts, seed)):
+            env[f"dropout_mask_{i}"] = upload(ttnn, device, specs[f"dropout_mask_{i}"], t)
+    setup_uploads = 2 + tts.prenet_dropout * cfg.speech_decoder_prenet_layers + 3  # + encoder ids/mask/speaker
+    if step_variant.prologue is not None:
+        pro = step_variant.prologue
+        env.update(zip(pro.output_names, pro(*[env[n] for n in pro.input_names])))
     t_enc = time.perf_counter() - t0
-    cache = _decode_state(tts, bsz, specs)
-    n = cfg.decoder_layers
-    position = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
-    frame = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
-    tables = [upload(ttnn, device, specs[f"dropout_mask_{i}"], t)
-              for i, t in enumerate(dropout_tables(tts, seed))] if tts.prenet_dropout else []
-    setup_uploads = 2 + len(tables) + 3  # position, frame, dropout tables; encoder ids/mask/speaker
-    args_tail = ([cache[f"self_k_{i}"] for i in range(n)] + [cache[f"self_v_{i}"] for i in range(n)]
-                 + list(cross[0::2]) + list(cross[1::2]) + tables)
+    args = [env[n] for n in step.input_names]
+    frame_slot = step.input_names.index("frame")
 
     # -- decode loop ---------------------------------------------------------------------------------
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=min(maxlen, tts.max_steps), unit="step", desc="decoding", leave=False)
-    spectra, stops, reads, idx = [], {}, 0, 0
-    t0 = time.perf_counter()
+    spectra, stops, reads, idx, step_times = [], {}, 0, 0, []
+    t0 = t_step = time.perf_counter()
     while True:
         idx += 1
-        spectrum, prob, frame = step(frame, position, speaker, cross_mask, *args_tail)
+        spectrum, prob, args[frame_slot] = step(*args)
         spectra.append(spectrum)
         if bar is not None:
             bar.update(1)
         full = idx >= tts.max_steps
         if idx < minlen and not full:
+            now = time.perf_counter()
+            step_times.append(now - t_step)
+            t_step = now
             continue
         if idx < maxlen and not full:
             reads += 1
-            p = ttnn.to_torch(prob).float()
+            p = ttnn.to_torch(prob).float().reshape(bsz, -1)
             met = torch.nonzero(p.sum(dim=-1) >= threshold).flatten().tolist()
         else:
             met = list(range(bsz))
@@ -175,6 +182,9 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
                               RuntimeWarning, stacklevel=3)
         for i in met:
             stops.setdefault(i, idx)
+        now = time.perf_counter()
+        step_times.append(now - t_step)
+        t_step = now
         if len(stops) >= bsz:
             break
     t_dec = time.perf_counter() - t0
@@ -185,7 +195,8 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     lengths = [stops[i] * r for i in range(bsz)]
     frames = idx * r
     fb = s5.frame_bucket(frames)
-    spec_all = ttnn.concat(spectra, 1) if len(spectra) > 1 else spectra[0]
+    spec_all = ttnn.concat(spectra, 1) if len(spectra) > 1 else spectra[0]   # [B, steps, r * mel]
+    spec_all = ttnn.reshape(spec_all, [bsz, frames, mel])                       # HF's view to [B, steps * r, mel]
     if fb > frames:
         spec_all = ttnn.pad(spec_all, [(0, 0), (0, fb - frames), (0, 0)], 0.0)
     frame_mask = (torch.arange(fb)[None, :] < torch.tensor(lengths)[:, None]).float()
@@ -211,7 +222,7 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
         out_lengths = lengths
         audio = None
     tts.last_generation = GenerationStats(idx, bsz, bucket, fb, time.perf_counter() - t_start, t_enc, t_dec, t_post,
-                                          t_voc, reads / idx, setup_uploads, audio)
+                                          t_voc, reads / idx, setup_uploads, audio, step_times)
     if return_output_lengths:
         return out, out_lengths
     return out[0] if bsz == 1 else out

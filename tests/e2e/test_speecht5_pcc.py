@@ -108,3 +108,50 @@ def test_spectrogram_and_waveform_120_steps(lowered, inputs, hf_reference):
     wave = tts.generate_speech(ids, spk, **kw)
     assert wave.shape == ref_wave.shape
     assert_pcc(ref_wave, wave, PCC["waveform"][dtype], f"waveform {dtype}")
+
+
+def test_attention_is_fused_in_every_layer(full_models, lowered):
+    """12 encoder + 6 self + 6 cross SpeechT5Attention sites matched; none reaches the runtime as matmul/softmax."""
+    from fx2ttnn.lowering import op_table as ops
+    from fx2ttnn.lowering.ir import HostOp
+
+    dtype, tts = lowered
+    cfg = full_models[0].config
+    enc, step = tts.programs["encoder"], tts.programs["decoder_step"]
+    assert enc.graph_module.meta["attention"]["matched"] == {"encoder_self": cfg.encoder_layers}
+    assert step.graph_module.meta["attention"]["matched"] == {"decoder_self": cfg.decoder_layers,
+                                                               "decoder_cross": cfg.decoder_layers}
+    assert not enc.graph_module.meta["attention"]["unmatched"] and not step.graph_module.meta["attention"]["unmatched"]
+    for program in (enc, step):
+        targets = [n.target for n in program.nodes()]
+        assert ops.softmax not in targets and not any(isinstance(t, HostOp) for t in targets)
+    # the only matmul left in the encoder is q @ P of the relative-position bias (folded into SDPA's attn_mask)
+    assert sum(n.target is ops.matmul for n in enc.nodes()) == cfg.encoder_layers
+    assert not any(n.target is ops.matmul for n in step.nodes())
+
+
+def test_decode_step_dispatch_count(full_models, lowered):
+    """Per decoder layer: 10 self-attention ops (fused QKV linear, sharded reshape, head split, 2 cache updates,
+    SDPA-decode, head slice + merge, out_proj, residual layer_norm), 7 cross-attention ops (q linear, reshape,
+    SDPA-decode, slice + merge, out_proj, residual layer_norm), 3 FFN ops; outside the layers: 5 prenet ops
+    (2 linears, positional row gather, final linear with it as bias, speaker linear with the hoisted speaker
+    projection as bias), feat_out, prob_out (sigmoid fused), the next-frame slice and the position increment."""
+    from collections import Counter
+
+    from fx2ttnn.lowering.ir import OpKind, source_module
+
+    dtype, tts = lowered
+    cfg = full_models[0].config
+    rep = tts.report().program("decoder_step", (1, tts.text_buckets[0]))
+    assert rep.transfers_per_call == 0 and rep.fallback_count == 0
+    per_layer = Counter()
+    step = tts.programs["decoder_step"]
+    for n in step.nodes():
+        if getattr(n.target, "kind", None) in (OpKind.COMPUTE, OpKind.DATA_MOVEMENT) and n.target.name != "from_torch":
+            mod = source_module(n)
+            layer = mod.split("layers.")[1].split(".")[0] if "wrapped_decoder.layers." in mod else "outside"
+            per_layer[layer] += 1
+    print(f"decode step: {rep.ops_per_call} TTNN ops per step; by layer {dict(per_layer)}")
+    assert all(per_layer[str(i)] == 20 for i in range(cfg.decoder_layers))
+    assert rep.ops_per_call == 20 * cfg.decoder_layers + 9
+    assert tts.variant("decoder_step", (1, tts.text_buckets[0])).prologue is not None

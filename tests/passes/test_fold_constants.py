@@ -157,3 +157,50 @@ def test_op_with_non_tensor_result_is_not_folded():
 
     assert count_ops(gm)[aten.max.dim] == 1
     assert not res.modified and res.stats == {}
+
+
+class ScaledGather(nn.Module):
+    """The decode step's ``x + alpha * pe[position]``: a per-row transform of a gathered table row."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("pe", torch.randn(16, 32))
+        self.alpha = nn.Parameter(torch.tensor(1.7))
+
+    def forward(self, x, pos):
+        return x + self.alpha * self.pe.index_select(0, pos)
+
+
+def test_constant_transform_of_a_gathered_row_folds_into_the_table():
+    torch.manual_seed(0)
+    m, x, pos = ScaledGather(), torch.randn(1, 32), torch.tensor([3])
+    gm = run_passes(capture_module(m, x, pos), Canonicalize())
+
+    res = run_pass(gm, FoldConstants())
+
+    assert res.stats.get("gathers_folded") == 1
+    assert count_ops(gm) == {aten.index_select.default: 1, aten.add.Tensor: 1}  # no multiply left
+    (gather,) = [n for n in gm.graph.nodes if n.target is aten.index_select.default]
+    torch.testing.assert_close(const_tensor(gm, gather.args[0]), m.pe * 1.7)
+    assert_matches_eager(m, gm, [x, pos])
+
+
+def test_gather_with_another_reader_is_not_folded():
+    """Folding would need the original table as well: the gather stays and the multiply runs."""
+    torch.manual_seed(0)
+
+    class TwoReaders(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("pe", torch.randn(16, 32))
+
+        def forward(self, pos):
+            row = self.pe.index_select(0, pos)
+            return row * 2.0 + row
+
+    m, pos = TwoReaders(), torch.tensor([5])
+    gm = run_passes(capture_module(m, pos), Canonicalize())
+    res = run_pass(gm, FoldConstants())
+    assert "gathers_folded" not in res.stats
+    assert count_ops(gm)[aten.mul.Tensor] == 1
+    assert_matches_eager(m, gm, [pos])

@@ -35,10 +35,11 @@ def test_layer_norm_lowers_with_explicit_epsilon(eps, affine):
 
     res = run_pass(gm, LowerLayerNorm())
 
-    assert count_ops(gm) == {ops.layer_norm: 1, aten.add.Tensor: 1}
-    assert res.modified and res.stats == {"layer_norm": 1}
+    assert count_ops(gm) == {ops.layer_norm: 1}  # the residual add is fused into the op
+    assert res.modified and res.stats == {"layer_norm_residual": 1}
     (node,) = nodes_of(gm, ops.layer_norm)
     assert node.kwargs["epsilon"] == eps  # ttnn's default is 1e-12: always passed
+    assert node.kwargs["residual_input_tensor"].op == "placeholder"
     if affine:
         torch.testing.assert_close(const_tensor(gm, node.kwargs["weight"]), m.ln.weight.detach().reshape(1, 64))
         torch.testing.assert_close(const_tensor(gm, node.kwargs["bias"]), m.ln.bias.detach().reshape(1, 64))
@@ -74,4 +75,50 @@ def test_layer_norm_is_not_lowered(module, inputs, reason):
     assert not res.modified and res.stats == {"layer_norm_declined": 1}
     (node,) = nodes_of(gm, aten.layer_norm.default)
     assert reason in node.meta["lowering_note"]
+    assert_matches_eager(module, gm, list(inputs))
+
+
+class PlainLayerNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(64)
+
+    def forward(self, x):
+        return self.ln(x * 2)
+
+
+class BroadcastResidual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(64)
+
+    def forward(self, x, row):
+        return self.ln(x + row)
+
+
+class SharedSum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(64)
+
+    def forward(self, x, y):
+        s = x + y
+        return self.ln(s) + s
+
+
+@pytest.mark.parametrize("module, inputs, stats, adds", [
+    (PlainLayerNorm(), (torch.randn(2, 5, 64),), {"layer_norm": 1}, 0),
+    (BroadcastResidual(), (torch.randn(2, 5, 64), torch.randn(64)),
+     {"layer_norm_residual_declined": 1, "layer_norm": 1}, 1),
+    (SharedSum(), (torch.randn(2, 5, 64), torch.randn(2, 5, 64)), {"layer_norm": 1}, 2),
+], ids=["no-residual", "broadcast-residual-not-fused", "sum-used-elsewhere-not-fused"])
+def test_residual_fusion_only_for_a_private_same_shape_add(module, inputs, stats, adds):
+    torch.manual_seed(0)
+    gm = capture_module(module.eval(), *inputs)
+
+    res = run_pass(gm, LowerLayerNorm())
+
+    assert res.stats == stats
+    assert count_ops(gm)[ops.layer_norm] == 1 and count_ops(gm)[aten.add.Tensor] == adds
+    assert all("residual_input_tensor" not in n.kwargs for n in nodes_of(gm, ops.layer_norm))
     assert_matches_eager(module, gm, list(inputs))

@@ -1,4 +1,4 @@
-"""lower_linear: aten.linear (+ activation) → one ttnn.linear with pre-transposed weight and [1, out] bias."""
+"""lower_linear: aten.linear (+ a row) (+ activation) → one ttnn.linear with pre-transposed weight and [1, out] bias."""
 from __future__ import annotations
 
 import pytest
@@ -34,7 +34,7 @@ def test_linear_and_activation_become_one_ttnn_linear(activation, bias):
     res = run_pass(gm, LowerLinear())
 
     assert count_ops(gm) == {ops.linear: 1}
-    name = f"linear{'_' + activation if activation else ''}{'' if bias else '_nobias'}"
+    name = f"linear{'_' + activation if activation else ''}"
     assert res.modified and res.stats == {name: 1}
     (node,) = nodes_of(gm, ops.linear)
     assert node.kwargs.get("activation") == activation
@@ -88,7 +88,7 @@ class ComputedBias(nn.Module):
 
 
 @pytest.mark.parametrize("module, inputs, pattern, reason", [
-    (ComputedWeight(), (torch.randn(4, 64), torch.randn(32, 64)), "linear_nobias", "weight is not a constant"),
+    (ComputedWeight(), (torch.randn(4, 64), torch.randn(32, 64)), "linear", "weight is not a constant"),
     (ComputedBias(), (torch.randn(4, 64), torch.randn(32)), "linear", "bias is not a constant"),
 ], ids=["weight", "bias"])
 def test_linear_with_non_constant_parameters_is_not_lowered(module, inputs, pattern, reason):
@@ -123,3 +123,75 @@ def test_tanh_approximate_gelu_is_not_fused():
     assert res.stats == {"linear": 1}
     assert "activation" not in nodes_of(gm, ops.linear)[0].kwargs
     assert_matches_eager(m, gm, [x])
+
+
+class LinearPlusGatheredRow(nn.Module):
+    """The decode step's ``final_layer(x) + alpha * pe[position]``, after fold_constants scaled the table."""
+
+    def __init__(self, act: str | None):
+        super().__init__()
+        self.lin = nn.Linear(64, 32)
+        self.register_buffer("table", torch.randn(16, 32))
+        self.act = ACTIVATIONS[act] if act else (lambda x: x)
+
+    def forward(self, x, pos):
+        return self.act(self.lin(x) + self.table.index_select(0, pos))
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+def test_gathered_row_becomes_the_bias_with_the_linear_bias_folded_into_the_table(activation):
+    torch.manual_seed(0)
+    m, x, pos = LinearPlusGatheredRow(activation).eval(), torch.randn(1, 1, 64), torch.tensor([5])
+    gm = capture_module(m, x, pos)
+
+    res = run_pass(gm, LowerLinear())
+
+    assert res.stats == {f"linear_row{'_' + activation if activation else ''}": 1}
+    assert count_ops(gm) == {ops.linear: 1, aten.index_select.default: 1}
+    (node,) = nodes_of(gm, ops.linear)
+    gather = node.kwargs["bias"]
+    assert gather.target is aten.index_select.default
+    torch.testing.assert_close(const_tensor(gm, gather.args[0]), m.table + m.lin.bias.detach())
+    assert_matches_eager(m, gm, [x, pos])
+
+
+class LinearPlusInputRow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 32)
+
+    def forward(self, x, row):
+        return torch.relu(self.lin(x) + row)
+
+
+def test_input_row_becomes_the_bias_plus_the_linear_bias():
+    torch.manual_seed(0)
+    m, x, row = LinearPlusInputRow().eval(), torch.randn(1, 1, 64), torch.randn(1, 1, 32)
+    gm = capture_module(m, x, row)
+
+    res = run_pass(gm, LowerLinear())
+
+    assert res.stats == {"linear_row_relu": 1}
+    assert count_ops(gm) == {ops.linear: 1, aten.view.default: 1, aten.add.Tensor: 1}  # [1, 32] row + bias
+    assert_matches_eager(m, gm, [x, row])
+
+
+class LinearPlusFullTensor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 32)
+
+    def forward(self, x, y):
+        return self.lin(x) + y
+
+
+def test_a_full_tensor_added_is_not_a_bias():
+    torch.manual_seed(0)
+    m, x, y = LinearPlusFullTensor().eval(), torch.randn(2, 3, 64), torch.randn(2, 3, 32)
+    gm = capture_module(m, x, y)
+
+    res = run_pass(gm, LowerLinear())
+
+    assert res.stats == {"linear_row_declined": 1, "linear": 1}
+    assert count_ops(gm) == {ops.linear: 1, aten.add.Tensor: 1}
+    assert_matches_eager(m, gm, [x, y])
