@@ -1,6 +1,7 @@
 """The ``fx2ttnn`` command line.
 
     fx2ttnn synth "Hello world." -o hello.wav [--model DIR_OR_ID] [--vocoder DIR_OR_ID] [--speaker X.npy] ...
+    fx2ttnn bench [--text-len N] [--steps N] [--dtype ...] [--repeat R] [--json FILE]
 
 Each subcommand lives in its own module under ``fx2ttnn.tools`` exposing ``add_parser(subparsers)``, which
 registers its argparse subparser with ``func=run`` (``run(args) -> int``).  ``main`` turns user errors
@@ -15,11 +16,11 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import Fx2TTNNError
-from . import synth
+from . import bench, synth
 from .audio import OutputPathError
 from .common import CliError, one_line
 
-SUBCOMMANDS = (synth,)
+SUBCOMMANDS = (synth, bench)
 EXIT_USER_ERROR = 2
 
 
