@@ -2,7 +2,9 @@
 
 One row per op.  ``tile``/``row_major`` name the tensor operands (positional index or keyword) that
 must arrive in that layout; ``index`` names operands that must be integer (uint32/int32) tensors;
-``float_dtypes`` restricts the float dtypes an op accepts (OP_CONTRACT: gelu bf16/bf8_b, sigmoid bf16),
+``host`` operands stay on the host in ROW_MAJOR (the torch-layout conv weights ``prepare_conv_weights`` turns
+into device tensors once, when a program is bound); ``float_dtypes`` restricts the float dtypes an op accepts
+(OP_CONTRACT: gelu bf16/bf8_b, sigmoid bf16),
 so a float32 program gets a typecast around such an op — reported, never silent.  The reference
 implementation enforces the full contract; this table only says what the compiler must arrange.
 """
@@ -20,6 +22,7 @@ class OpRule:
     row_major: tuple[int | str, ...] = ()
     index: tuple[int | str, ...] = ()
     float_dtypes: tuple[str, ...] | None = None
+    host: tuple[int | str, ...] = ()  # operands given as host ROW_MAJOR ttnn tensors (conv weights to prepare)
 
 
 RULES: dict[int, OpRule] = {}
@@ -52,6 +55,7 @@ linear = _op("linear", tile=(0, 1, "bias"))
 matmul = _op("matmul", tile=(0, 1))
 embedding = _op("embedding", row_major=(0, 1), index=(0,))
 layer_norm = _op("layer_norm", tile=(0, "weight", "bias", "residual_input_tensor"))
+batch_norm = _op("batch_norm", tile=(0, "running_mean", "running_var", "weight", "bias"))
 softmax = _op("softmax", tile=(0,))
 add = _op("add")
 add_ = _op("add", inplace=0)
@@ -89,6 +93,14 @@ split_query_key_value_and_split_heads = _op("transformer.split_query_key_value_a
 concatenate_heads = _op("transformer.concatenate_heads", DM, tile=(0,))
 nlp_create_qkv_heads = _op("experimental.nlp_create_qkv_heads", DM, tile=(0,))
 nlp_concat_heads = _op("experimental.nlp_concat_heads", DM, tile=(0,))
+
+# -- convolutions (OP_CONTRACT §8): flattened NHWC activations, weights prepared once ----------------------
+conv2d = _op("conv2d", tile=("input_tensor",), host=())
+conv_transpose2d = _op("conv_transpose2d", tile=("input_tensor",), host=())
+prepare_conv_weights = _op("prepare_conv_weights", DM, host=("weight_tensor",))
+prepare_conv_bias = _op("prepare_conv_bias", DM, host=("bias_tensor",))
+prepare_conv_transpose2d_weights = _op("prepare_conv_transpose2d_weights", DM, host=("weight_tensor",))
+prepare_conv_transpose2d_bias = _op("prepare_conv_transpose2d_bias", DM, host=("bias_tensor",))
 
 UNARY = {"relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu, "sqrt": sqrt,
          "neg": neg}

@@ -79,7 +79,12 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.canonicalize import Canonicalize
     from ..passes.decompose import Decompose
     from ..passes.fold_constants import FoldConstants
+    from ..passes.conv1d_to_conv2d import Conv1dToConv2d
+    from ..passes.conv_transpose1d_to_conv_transpose2d import ConvTranspose1dToConvTranspose2d
+    from ..passes.fold_batchnorm import FoldBatchNorm
     from ..passes.fuse_attention import FuseAttention
+    from ..passes.lower_batch_norm import LowerBatchNorm
+    from ..passes.sink_layout_conversions import SinkLayoutConversions
     from ..passes.hoist_invariants import HoistInvariants
     from ..passes.split_concat_linear import SplitConcatLinear
     from ..passes.insert_host_fallbacks import InsertHostFallbacks
@@ -93,7 +98,9 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.lower_softmax import LowerSoftmax
 
     passes = [
-        Canonicalize(), FoldConstants(), Decompose(), SplitConcatLinear(invariant_inputs), FuseAttention(),
+        Canonicalize(), FoldConstants(), Decompose(), FoldBatchNorm(), Conv1dToConv2d(dtype),
+        ConvTranspose1dToConvTranspose2d(dtype), SinkLayoutConversions(), LowerBatchNorm(),
+        SplitConcatLinear(invariant_inputs), FuseAttention(),
         LowerLinear(), LowerLayerNorm(), LowerEmbedding(), LowerKVCache(), LowerMatmul(), LowerSoftmax(),
         LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs),
     ]
@@ -114,6 +121,7 @@ def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[st
                   invariant_inputs: Sequence[str] = ()) -> LoweredProgram:
     """Run the pass pipeline on a captured program.  With ``invariant_inputs`` (a step program), the work that
     depends only on those inputs is split off into ``LoweredProgram.prologue``."""
+    from ..passes.fold_constants import prune_constants
     from ..passes.pass_manager import PassManager
     from .printer import render_graph
 
@@ -123,12 +131,14 @@ def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[st
     result = pm(captured.graph_module)
     gm = result.graph_module
     verify(gm, captured.name)
+    prune_constants(gm)  # weights the passes replaced (transposed, folded, concatenated) are not kept
     ins, outs = _io_specs(gm)
     signature = ProgramSignature(list(ins), captured.signature.outputs, captured.signature.mutated_inputs)
     prologue = None
     if "prologue" in gm.meta:
         pgm, psig = gm.meta.pop("prologue")
         verify(pgm, f"{captured.name}.prologue")
+        prune_constants(pgm)
         pins, pouts = _io_specs(pgm)
         prologue = LoweredProgram(f"{captured.name}.prologue", pgm, psig, pins, pouts)
     return LoweredProgram(captured.name, gm, signature, ins, outs, result.records, captured.seconds,

@@ -19,13 +19,14 @@ what a static-shape program needs:
   equal) is incremented in place by the step itself.
   HF's prenet dropout (applied even in eval mode: keep with probability p, scale 1/(1-p), one mask shared
   by the batch) enters as per-layer tables ``[max_steps, units]`` of pre-scaled masks, one row per step.
-* ``postnet``: HF's postnet on ``[B, L, mel]`` padded to a frame bucket; the input and each conv layer's
-  output are multiplied by the per-utterance valid-frame mask, so every conv sees zeros past an utterance's
-  end exactly as HF's exact-length run does (its output past the end is zero, as HF's padded batch is).
-* ``vocoder``: HiFi-GAN on the padded spectrogram; every conv / transposed-conv output is multiplied by the
-  valid mask of its resolution (and the normalized input by the frame mask), for the same reason.
+* ``postnet``: HF's postnet on ``[B, L, mel]`` padded to a frame bucket; every conv's input is multiplied by
+  the per-utterance valid-frame mask, so each conv sees zeros past an utterance's end exactly as HF's
+  exact-length run does, and so is the output (zero past the end, as HF's padded batch is).
+* ``vocoder``: HiFi-GAN on the padded spectrogram; every conv / transposed conv's input is multiplied by the
+  valid mask of its resolution, for the same reason; samples past the valid length are cut by the generator.
 
-Masks are applied with forward hooks during capture, so HF's ``forward`` code runs unmodified.
+Masks are applied to conv inputs with forward pre-hooks during capture, so HF's ``forward`` code runs
+unmodified and each conv is directly followed by its activation (which the conv lowering fuses).
 """
 from __future__ import annotations
 
@@ -223,9 +224,10 @@ class PostnetProgram(nn.Module):
         mask = frame_mask[:, None, :]                                        # [B, 1, L]
         # Frames an utterance decoded after its stop (batch decoding goes on for the others) are not its own.
         spectrogram = spectrogram * frame_mask[:, :, None]
-        handles = [layer.register_forward_hook(lambda m, i, o: o * mask) for layer in self.postnet.layers]
+        handles = [layer.conv.register_forward_pre_hook(lambda m, args: (args[0] * mask,))
+                   for layer in self.postnet.layers]
         with _hooks(handles):
-            return (self.postnet.postnet(spectrogram),)
+            return (self.postnet.postnet(spectrogram) * frame_mask[:, :, None],)
 
 
 @dataclass(frozen=True)
@@ -254,17 +256,17 @@ class VocoderProgram(nn.Module):
         super().__init__()
         self.vocoder = vocoder
         n_kernels = len(vocoder.config.resblock_kernel_sizes)
+        # the resolution (0: frames, i + 1: after upsampler i) of each conv's *input*
         self._resolution: dict[nn.Module, int] = {vocoder.conv_pre: 0, vocoder.conv_post: len(vocoder.upsampler)}
         for i, up in enumerate(vocoder.upsampler):
-            self._resolution[up] = i + 1
+            self._resolution[up] = i
             for block in vocoder.resblocks[i * n_kernels:(i + 1) * n_kernels]:
                 for conv in list(block.convs1) + list(block.convs2):
                     self._resolution[conv] = i + 1
 
     def forward(self, spectrogram: torch.Tensor, *masks: torch.Tensor):
-        handles = [self.vocoder.conv_pre.register_forward_pre_hook(lambda m, args: (args[0] * masks[0],))]
-        for module, r in self._resolution.items():
-            handles.append(module.register_forward_hook(lambda m, i, o, r=r: o * masks[r]))
+        handles = [module.register_forward_pre_hook(lambda m, args, r=r: (args[0] * masks[r],))
+                   for module, r in self._resolution.items()]
         with _hooks(handles):
             return (self.vocoder(spectrogram),)
 

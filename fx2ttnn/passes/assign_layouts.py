@@ -59,8 +59,13 @@ class AssignLayouts(FxPass):
         return self.memo[key]
 
     def _operand(self, p: torch.fx.Node, consumer: torch.fx.Node, layout: str | None, index: bool,
-                 float_dtypes: tuple[str, ...] | None, index_dtype: str) -> torch.fx.Node:
+                 float_dtypes: tuple[str, ...] | None, index_dtype: str, host: bool = False) -> torch.fx.Node:
         spec: TensorSpec = p.meta["tensor_spec"]
+        if host:  # torch-layout conv weights handed to prepare_conv_*: a host ROW_MAJOR ttnn tensor
+            if spec.is_ttnn:
+                raise LoweringError(f"{consumer.target.qualified_name} takes a host tensor, got {spec}")
+            return self._conv((p, "host", self.dtype), consumer, ops.from_torch, (p,),
+                              {"dtype": Ref(self.dtype), "layout": _layout_ref("ROW_MAJOR")}, p)
         if not spec.is_ttnn:  # a host torch value: upload it
             if spec.dtype in _FLOAT_TORCH and not index:
                 dt = self.dtype if not float_dtypes or self.dtype in float_dtypes else float_dtypes[0]
@@ -98,7 +103,7 @@ class AssignLayouts(FxPass):
             if not isinstance(a, torch.fx.Node):
                 return a
             layout = "TILE" if key in rule.tile else "ROW_MAJOR" if key in rule.row_major else None
-            new = self._operand(a, node, layout, key in rule.index, rule.float_dtypes, index_dtype)
+            new = self._operand(a, node, layout, key in rule.index, rule.float_dtypes, index_dtype, key in rule.host)
             if new is not a and (key == op.inplace or key == "output_tensor"):
                 raise LoweringError(f"{op.qualified_name} writes operand {key!r} in place but it needs a conversion "
                                     f"({a.meta['tensor_spec']}); node {node.name} from {source_module(node) or '?'}")

@@ -64,16 +64,16 @@ def test_decoder_step_stage(full_models, lowered, inputs, no_prenet_dropout):
 
     bucket = tts.text_buckets[0]
     ids_p = torch.nn.functional.pad(ids, (0, bucket - TEXT), value=cfg.pad_token_id)
-    _, cross_mask, speaker, *cross = tts.variant("encoder", (1, bucket)).bound(
-        ids_p, (ids_p != cfg.pad_token_id).float(), spk)
+    enc = tts.variant("encoder", (1, bucket))
+    env = dict(zip(enc.lowered.signature.outputs, enc.bound(ids_p, (ids_p != cfg.pad_token_id).float(), spk)))
     step = tts.variant("decoder_step", (1, bucket))
     specs = step.lowered.input_specs
-    zeros = {n: upload(ttnn, device, specs[n], torch.zeros(specs[n].shape, dtype=torch.int32 if n == "position" else None))
-             for n in specs if n.startswith(("self_", "position", "frame"))}
-    n = cfg.decoder_layers
-    spectrum, prob, _ = step.bound(zeros["frame"], zeros["position"], speaker, cross_mask,
-                                   *[zeros[f"self_k_{i}"] for i in range(n)], *[zeros[f"self_v_{i}"] for i in range(n)],
-                                   *cross[0::2], *cross[1::2])
+    for name in specs:
+        if name.startswith(("self_", "position", "frame")):
+            env[name] = upload(ttnn, device, specs[name],
+                               torch.zeros(specs[name].shape, dtype=torch.int32 if name == "position" else None))
+    env.update(zip(step.prologue.output_names, step.prologue(*[env[n] for n in step.prologue.input_names])))
+    spectrum, prob, _ = step.bound(*[env[n] for n in step.bound.input_names])
     spectrum = ttnn.to_torch(spectrum).float().reshape(1, -1)
     prob = ttnn.to_torch(prob).float()
     assert_pcc(got["spec"], spectrum, PCC["decoder_step"][dtype], f"decoder step mel frames {dtype}")
