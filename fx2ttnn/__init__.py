@@ -8,7 +8,15 @@ from .errors import (  # noqa: F401
     BackendUnavailableError, CaptureError, Fx2TTNNError, GenerationError, LoweringError, TTNNContractError,
     UnsupportedModelError,
 )
-from .model import LoweredSpeechT5, lower_model  # noqa: F401
+
+
+def __getattr__(name: str):
+    """``lower_model`` / ``LoweredSpeechT5`` are imported on first use, so ``fx2ttnn.runtime.reference`` (the ttnn
+    API in torch, used by exported scripts) does not pull in transformers and the compiler."""
+    if name in ("lower_model", "LoweredSpeechT5"):
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'fx2ttnn' has no attribute {name!r}")
 
 __all__ = ["lower_model", "LoweredSpeechT5", "Fx2TTNNError", "TTNNContractError", "UnsupportedModelError",
            "CaptureError", "LoweringError", "GenerationError", "BackendUnavailableError"]

@@ -27,6 +27,8 @@ from .runtime.executor import BoundProgram
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
 DEFAULT_MAX_STEPS = 1024
+# Stop probabilities are read every k decode steps (one host sync per k steps); see runtime/generate.py.
+DEFAULT_STOP_CHECK_INTERVAL = 1
 
 
 @dataclass
@@ -70,17 +72,17 @@ class LoweredSpeechT5:
         self._extra_vocoders: dict[int, "LoweredSpeechT5"] = {}
         self._state: dict[tuple[int, int], Any] = {}
         self.lower_seconds = 0.0
+        self.stop_check_interval = DEFAULT_STOP_CHECK_INTERVAL
 
     # -- programs ----------------------------------------------------------------------------
     @property
     def programs(self) -> dict[str, LoweredProgram]:
-        """The default variant of each program (batch 1, smallest buckets)."""
-        out = {}
-        for name in PROGRAMS:
-            if name == "vocoder" and self.vocoder is None:
-                continue
-            out[name] = self.variant(name, self.default_key(name)).lowered
-        return out
+        """The default variant of each program (batch 1, smallest buckets), lowered on first access."""
+        return {name: self.variant(name, self.default_key(name)).lowered for name in self.program_names}
+
+    @property
+    def program_names(self) -> tuple[str, ...]:
+        return tuple(n for n in PROGRAMS if n != "vocoder" or self.vocoder is not None)
 
     @property
     def variants(self) -> list[ProgramVariant]:
@@ -185,13 +187,14 @@ class LoweredSpeechT5:
     def generate_speech(self, input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None = None, *,
                         attention_mask: torch.Tensor | None = None, threshold: float = 0.5,
                         minlenratio: float = 0.0, maxlenratio: float = 20.0, vocoder: Any = None,
-                        return_output_lengths: bool = False, seed: int | None = None, progress: bool = False):
+                        return_output_lengths: bool = False, seed: int | None = None, progress: bool = False,
+                        stop_check_interval: int | None = None):
         """HF ``SpeechT5ForTextToSpeech.generate_speech`` on the lowered programs (see runtime/generate.py)."""
         from .runtime.generate import generate_speech
         return generate_speech(self, input_ids, speaker_embeddings, attention_mask=attention_mask,
                                threshold=threshold, minlenratio=minlenratio, maxlenratio=maxlenratio,
                                vocoder=vocoder, return_output_lengths=return_output_lengths, seed=seed,
-                               progress=progress)
+                               progress=progress, stop_check_interval=stop_check_interval)
 
     def lowered_vocoder_for(self, vocoder: nn.Module) -> "LoweredSpeechT5":
         """The lowering that owns ``vocoder``: this one, or a vocoder-only lowering made on first use."""
@@ -212,7 +215,8 @@ class LoweredSpeechT5:
 def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: str = "auto",
                 dtype: str = "bfloat16", max_steps: int | None = None, prenet_dropout: bool = True,
                 device: str | None = None, dump_dir: str | Path | None = None,
-                print_after: Iterable[str] | Literal["all"] = ()) -> LoweredSpeechT5:
+                print_after: Iterable[str] | Literal["all"] = (),
+                programs: Iterable[str] | None = None) -> LoweredSpeechT5:
     """Trace ``model`` (a ``SpeechT5ForTextToSpeech``) and ``vocoder`` (a ``SpeechT5HifiGan``), lower them to
     TTNN programs and bind them to ``backend``.
 
@@ -225,6 +229,7 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
         prenet_dropout: reproduce HF's inference-time prenet dropout (default, as HF); ``False`` disables it.
         device: for the reference backend, the torch device its kernels run on ("cpu", "cuda").
         dump_dir / print_after: write / print the graph after each pass (see ``fx2ttnn dump``).
+        programs: which programs to lower now (default: all); the others are lowered when first used.
     """
     s5.check_supported(model, vocoder)
     if dtype not in DTYPES:
@@ -241,7 +246,12 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
     tts = LoweredSpeechT5(model, vocoder, backend=open_backend(backend, device=device), dtype=dtype,
                           max_steps=max_steps, prenet_dropout=prenet_dropout,
                           dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after))
-    tts.programs  # noqa: B018 - capture and lower the default variants now
+    wanted = tts.program_names if programs is None else tuple(programs)
+    unknown = set(wanted) - set(tts.program_names)
+    if unknown:
+        raise UnsupportedModelError(f"unknown program(s) {sorted(unknown)}; programs are {', '.join(tts.program_names)}")
+    for name in wanted:  # capture and lower the default variants now
+        tts.variant(name, tts.default_key(name))
     tts.lower_seconds = time.perf_counter() - t0
     return tts
 

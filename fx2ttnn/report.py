@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from .model import LoweredSpeechT5
 
 
+def _uploaded_weight_bytes(lp) -> int:
+    """Device bytes of the host constants a program uploads when it is bound (weights, tables)."""
+    return sum(n.meta["tensor_spec"].nbytes for n in lp.nodes()
+               if getattr(n.target, "name", "") == "from_torch" and all(a.op == "get_attr" for a in n.all_input_nodes))
+
+
 @dataclass
 class ProgramReport:
     name: str
@@ -46,14 +52,15 @@ class Report:
         rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout,
                      lower_seconds=tts.lower_seconds, backend_note=tts.backend.fallback_reason)
         for v in tts.variants:
-            lp = v.lowered
-            weights = sum(n.meta["tensor_spec"].nbytes for n in lp.nodes()
-                          if n.target is not None and getattr(n.target, "name", "") == "from_torch"
-                          and all(a.op == "get_attr" for a in n.all_input_nodes))
-            rep.programs.append(ProgramReport(
-                v.name, v.key, lp.op_histogram(), lp.count(OpKind.COMPUTE) + lp.count(OpKind.DATA_MOVEMENT),
-                lp.count(OpKind.TRANSFER), lp.fallbacks(), v.bound.counts.ttnn_ops, v.bound.counts.transfers,
-                [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds, weights))
+            programs = [(v.name, v.lowered, v.bound)]
+            if v.prologue is not None:  # the per-utterance part hoisted out of the step
+                programs.append((f"{v.name}.prologue", v.lowered.prologue, v.prologue))
+            for name, lp, bound in programs:
+                rep.programs.append(ProgramReport(
+                    name, v.key, lp.op_histogram(), lp.count(OpKind.COMPUTE) + lp.count(OpKind.DATA_MOVEMENT),
+                    lp.count(OpKind.TRANSFER), lp.fallbacks(), bound.counts.ttnn_ops, bound.counts.transfers,
+                    [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds,
+                    _uploaded_weight_bytes(lp)))
         return rep
 
     def program(self, name: str, key: tuple[int, ...] | None = None) -> ProgramReport:

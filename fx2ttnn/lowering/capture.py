@@ -80,6 +80,9 @@ def capture(module: torch.nn.Module, args: Sequence[Any], *, name: str, input_na
     outs = out_node.args[0]
     if len(outs) != len(output_names):
         raise CaptureError(f"{name}: expected {len(output_names)} outputs, export produced {len(outs)}")
+    for node in graph.nodes:  # ops of the capture wrapper itself (masks, the prenet's per-step glue), not HF's
+        if node.op == "call_function" and not node.meta.get("nn_module_stack"):
+            node.meta.setdefault("source_module", f"({name} wrapper)")
     mutated = [n.name for n in user_inputs if any(_writes(u, n) for u in n.users)]
     new_gm = torch.fx.GraphModule(root, graph, class_name=f"{name}_captured")
     new_gm.graph.eliminate_dead_code(is_impure_node=_is_inplace)

@@ -7,8 +7,7 @@ what a static-shape program needs:
 * ``encoder``: token ids + a 0/1 padding mask + speaker embeddings → encoder states, the additive
   cross-attention mask, the normalized speaker embedding, and every decoder layer's cross-attention K/V
   (HF's own ``k_proj``/``v_proj``): everything that is computed once per utterance.
-  The 4-D additive mask is built here (HF accepts a prepared 4-D mask as-is), with HF's
-  ``finfo(float32).min`` convention.
+  The 4-D additive mask is built here (HF accepts a prepared 4-D mask as-is), with ``MASK_MIN``.
 * ``decoder_step``: one decode step for the newest mel frame at ``position``.  HF's prenet runs on the
   newest frame only (its per-frame layers are the same; the positional term is ``alpha * pe[position]``);
   HF's decoder layers run with a ``Cache`` whose self-attention layers write K/V into preallocated
@@ -38,6 +37,10 @@ import torch
 from torch import nn
 
 from ..errors import UnsupportedModelError
+
+# HF's additive masks use finfo(float32).min, which rounds to -inf in bfloat16; bfloat16's own minimum is finite
+# in every program dtype and masks exactly the same way (exp underflows to 0 either way).
+MASK_MIN = torch.finfo(torch.bfloat16).min
 
 # ---------------------------------------------------------------------------------------------
 # shapes
@@ -85,7 +88,7 @@ class EncoderProgram(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, speaker_embeddings: torch.Tensor):
         bsz, seq = input_ids.shape
-        additive = (1.0 - attention_mask[:, None, None, :]) * torch.finfo(torch.float32).min  # [B, 1, 1, S]
+        additive = (1.0 - attention_mask[:, None, None, :]) * MASK_MIN  # [B, 1, 1, S]
         hidden = self.encoder(input_values=input_ids, attention_mask=additive.expand(bsz, 1, seq, seq),
                               return_dict=True).last_hidden_state
         # The decoder prenet's speaker normalization (HF SpeechT5SpeechDecoderPrenet.forward) depends only on
@@ -156,7 +159,7 @@ class DecoderStepProgram(nn.Module):
         self.prenet_dropout = prenet_dropout
         # Row p hides cache positions after p (HF's causal mask for a query at p, additive, finfo.min).
         steps = torch.arange(max_steps)
-        table = torch.where(steps[None, :] > steps[:, None], torch.finfo(torch.float32).min, 0.0)
+        table = torch.where(steps[None, :] > steps[:, None], MASK_MIN, 0.0)
         self.register_buffer("causal_mask_table", table, persistent=False)
 
     def forward(self, frame, position, speaker, cross_attention_mask, self_k, self_v, cross_k, cross_v,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.fx
 
-from ..lowering.ir import is_aten
+from ..lowering.ir import copy_meta, is_aten
 from .graph_utils import add_constant, aten, const_tensor, impure, replace, shape
 from .pass_manager import FxPass, PassResult
 
@@ -79,11 +79,13 @@ class FoldConstants(FxPass):
             with gm.graph.inserting_before(node):
                 gather = gm.graph.call_function(aten.index_select.default, (t, 0, a.args[2]))
             gather.meta["val"] = torch.empty(tuple(shape(a))[:-1] + (new_table.shape[-1],), device="meta")
+            copy_meta(gather, a)
             view = gather
             if tuple(shape(node)) != tuple(gather.meta["val"].shape):
                 with gm.graph.inserting_before(node):
                     view = gm.graph.call_function(aten.view.default, (gather, list(shape(node))))
                 view.meta["val"] = node.meta["val"]
+                copy_meta(view, node)
             replace(node, view)
             folded += 1
         return folded

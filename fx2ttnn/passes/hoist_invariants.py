@@ -56,9 +56,10 @@ class HoistInvariants(FxPass):
         # the step: boundary values become inputs, hoisted nodes and unread invariant inputs go
         last_ph = [n for n in g.nodes if n.op == "placeholder"][-1]
         names = []
+        taken = {n.name for n in g.nodes}
         for b in reversed(boundary):
             with g.inserting_after(last_ph):
-                ph = g.placeholder(f"hoisted_{b.name}")
+                ph = g.placeholder(_hoisted_name(b, taken))
             ph.meta["tensor_spec"] = b.meta["tensor_spec"]
             if "val" in b.meta:
                 ph.meta["val"] = b.meta["val"]
@@ -77,6 +78,21 @@ class HoistInvariants(FxPass):
         gm.meta["prologue"] = (prologue, ProgramSignature(pro_inputs, names))
         return self.result(gm, {"hoisted": len(hoisted), "step_inputs_added": len(boundary),
                                 "step_inputs_dropped": dropped})
+
+
+def _hoisted_name(node: torch.fx.Node, taken: set[str]) -> str:
+    """A readable input name: what the value is for (the module of its first per-step consumer), else the op."""
+    from ..lowering.ir import source_module
+    consumers = [u for u in node.users]
+    where = source_module(consumers[0]) if consumers else ""
+    base = "hoisted_" + (where.rsplit(".", 2)[-2] + "_" + where.rsplit(".", 1)[-1] if where.count(".") >= 1
+                         else where or node.name)
+    base = "".join(ch if ch.isalnum() else "_" for ch in base)
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
 
 
 def _constant_ancestors(hoisted: list[torch.fx.Node], inv: set[torch.fx.Node]) -> set[torch.fx.Node]:

@@ -10,6 +10,10 @@ with ``S`` the given input length; an utterance stops at the first step ``>= min
 ``sum(stop probabilities) >= threshold``, or at ``maxlen``; each utterance's spectrogram is the postnet
 over its own frames; batched outputs are zero-padded; ``return_output_lengths`` gives HF's lengths.
 
+The stop probabilities are read once every ``stop_check_interval`` steps (``lower_model``'s default, or per
+call): the host syncs once per k steps, then applies HF's rule to each of those steps in order; frames decoded
+after the step where the last utterance stopped are discarded, so the output is the same for every k.
+
 ``max_steps`` (lowering option) bounds the KV cache: if ``maxlen`` exceeds it and an utterance has not
 stopped after ``max_steps`` steps, generation stops there as if ``maxlen`` had been reached, and a
 ``RuntimeWarning`` says so (HF would have continued).  Prenet dropout masks are drawn on the host once per
@@ -49,10 +53,11 @@ class GenerationStats:
     setup_uploads: int
     audio_seconds: float | None = None
     step_seconds: list[float] = field(default_factory=list)  # wall time of each decode step (stop reads included)
+    steps_discarded: int = 0  # decoded after the last stop, before the read that found it (stop_check_interval)
 
     @property
     def ms_per_step(self) -> float:
-        return 1000 * self.decode_seconds / max(self.steps, 1)
+        return 1000 * self.decode_seconds / max(self.steps + self.steps_discarded, 1)
 
 
 def upload(ttnn: Any, device: Any, spec: TensorSpec, value: torch.Tensor) -> Any:
@@ -109,7 +114,7 @@ def _decode_state(tts: "LoweredSpeechT5", bsz: int, specs: dict[str, TensorSpec]
 def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None, *,
                     attention_mask: torch.Tensor | None = None, threshold: float = 0.5, minlenratio: float = 0.0,
                     maxlenratio: float = 20.0, vocoder: Any = None, return_output_lengths: bool = False,
-                    seed: int | None = None, progress: bool = False):
+                    seed: int | None = None, progress: bool = False, stop_check_interval: int | None = None):
     _validate(tts, input_ids, speaker_embeddings, attention_mask)
     ttnn, device = tts.backend.ttnn, tts.backend.device
     cfg = tts.config
@@ -152,41 +157,51 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     frame_slot = step.input_names.index("frame")
 
     # -- decode loop ---------------------------------------------------------------------------------
+    # Stop probabilities stay on device; every `interval` steps they are concatenated and read at once, then
+    # evaluated step by step in order (HF's rule), and frames decoded past the last stop are discarded.
+    interval = max(1, int(stop_check_interval or tts.stop_check_interval))
+    last = min(maxlen, tts.max_steps)  # the step at which every utterance is forced to stop
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=min(maxlen, tts.max_steps), unit="step", desc="decoding", leave=False)
-    spectra, stops, reads, idx, step_times = [], {}, 0, 0, []
+        bar = tqdm(total=last, unit="step", desc="decoding", leave=False)
+    spectra, stops, reads, idx, step_times, pending = [], {}, 0, 0, [], []
     t0 = t_step = time.perf_counter()
-    while True:
+    while len(stops) < bsz:
         idx += 1
         spectrum, prob, args[frame_slot] = step(*args)
         spectra.append(spectrum)
-        if bar is not None:
-            bar.update(1)
-        full = idx >= tts.max_steps
-        if idx < minlen and not full:
-            now = time.perf_counter()
-            step_times.append(now - t_step)
-            t_step = now
-            continue
-        if idx < maxlen and not full:
-            reads += 1
-            p = ttnn.to_torch(prob).float().reshape(bsz, -1)
-            met = torch.nonzero(p.sum(dim=-1) >= threshold).flatten().tolist()
-        else:
-            met = list(range(bsz))
-            if full and idx < max(maxlen, minlen) and len(stops) < bsz:
-                warnings.warn(f"generation reached max_steps={tts.max_steps} before maxlen={maxlen}: "
-                              f"{bsz - len(stops)} utterance(s) truncated; lower_model(max_steps=...) allows more",
-                              RuntimeWarning, stacklevel=3)
-        for i in met:
-            stops.setdefault(i, idx)
+        if idx >= minlen or idx >= tts.max_steps:
+            pending.append((idx, prob))
+        if pending and (len(pending) >= interval or idx >= last or idx >= tts.max_steps):
+            readable = [pr for j, pr in pending if j < maxlen and j < tts.max_steps]
+            probs = None
+            if readable:
+                reads += 1
+                probs = ttnn.to_torch(ttnn.concat(readable, 1) if len(readable) > 1 else readable[0]).float()
+                probs = probs.reshape(bsz, len(readable), -1).sum(dim=-1) >= threshold  # [B, steps read]
+            for k, (j, _) in enumerate(pending):
+                if j < maxlen and j < tts.max_steps:
+                    met = torch.nonzero(probs[:, k]).flatten().tolist()
+                else:
+                    met = list(range(bsz))
+                    if j >= tts.max_steps and j < max(maxlen, minlen) and len(stops) < bsz:
+                        warnings.warn(f"generation reached max_steps={tts.max_steps} before maxlen={maxlen}: "
+                                      f"{bsz - len(stops)} utterance(s) truncated; lower_model(max_steps=...) "
+                                      "allows more", RuntimeWarning, stacklevel=3)
+                for i in met:
+                    stops.setdefault(i, j)
+                if len(stops) >= bsz:
+                    break
+            pending = []
         now = time.perf_counter()
         step_times.append(now - t_step)
         t_step = now
-        if len(stops) >= bsz:
-            break
+        if bar is not None:
+            bar.update(1)
+    decoded = idx
+    idx = max(stops.values())  # the last step any utterance kept; later ones were decoded ahead of the read
+    spectra = spectra[:idx]
     t_dec = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -222,7 +237,7 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
         out_lengths = lengths
         audio = None
     tts.last_generation = GenerationStats(idx, bsz, bucket, fb, time.perf_counter() - t_start, t_enc, t_dec, t_post,
-                                          t_voc, reads / idx, setup_uploads, audio, step_times)
+                                          t_voc, reads / decoded, setup_uploads, audio, step_times, decoded - idx)
     if return_output_lengths:
         return out, out_lengths
     return out[0] if bsz == 1 else out

@@ -203,3 +203,20 @@ def test_non_default_configuration(no_prenet_dropout):
     out = tts.generate_speech(ids, spk, threshold=10.0, maxlenratio=3.0)
     assert out.shape == ref.shape
     assert_pcc(ref, out, PCC["waveform"]["float32"], "non-default config waveform")
+
+
+@pytest.mark.parametrize("interval", [3, 8])
+def test_stop_check_interval_changes_only_how_often_the_host_reads(tiny_models, lowered, no_prenet_dropout, interval):
+    model, _ = tiny_models
+    ids, spk = _inputs(3, [13, 7])
+    mask = (ids != model.config.pad_token_id).int()
+    threshold = _stop_threshold(model, ids, spk, 40)
+    kw = dict(attention_mask=mask, threshold=threshold, maxlenratio=40 * 2 / 13, return_output_lengths=True)
+    tts = lowered["float32"]
+    every, every_len = tts.generate_speech(ids, spk, vocoder=False, stop_check_interval=1, **kw)
+    steps = tts.last_generation.steps
+    out, lens = tts.generate_speech(ids, spk, vocoder=False, stop_check_interval=interval, **kw)
+    g = tts.last_generation
+    assert lens == every_len and torch.equal(out, every)
+    assert g.steps == steps and g.steps_discarded < interval
+    assert g.transfers_per_step <= 1 / interval + 1 / (g.steps + g.steps_discarded)

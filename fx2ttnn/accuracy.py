@@ -1,0 +1,22 @@
+"""Accuracy thresholds: PCC of fx2ttnn vs HF eager (float32), per stage.  The one place they are set — the test
+suite (tests/pcc_thresholds.py) and ``fx2ttnn compare`` both read them.
+
+Stages: encoder hidden states, one decoder step, the postnet, the generated spectrogram, the waveform.
+``float32`` programs must match HF to rounding; ``bfloat16`` programs store weights and activations in bfloat16
+as the device does.
+"""
+PCC = {
+    "encoder": {"float32": 0.9999, "bfloat16": 0.99},
+    "decoder_step": {"float32": 0.9999, "bfloat16": 0.99},
+    "spectrogram": {"float32": 0.9999, "bfloat16": 0.99},
+    "postnet": {"float32": 0.9999, "bfloat16": 0.99},
+    "waveform": {"float32": 0.9999, "bfloat16": 0.99},
+}
+
+# Single ops of the reference ttnn against their torch meaning; small values (a step's stop probabilities).
+OP_ATOL = {"float32": 1e-5, "bfloat16": 2e-2}
+
+
+def min_pcc(dtype: str) -> float:
+    """The strictest stage threshold for ``dtype`` (what a single pass/fail over all stages uses)."""
+    return max(stage[dtype] for stage in PCC.values())
