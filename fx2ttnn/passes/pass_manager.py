@@ -5,13 +5,21 @@ Passes are :class:`torch.fx.passes.infra.pass_base.PassBase` subclasses (``requi
 The manager writes ``000_captured.txt``, ``001_<pass>.txt``, … when given ``dump_dir``, prints the
 graph after the passes named in ``print_after`` (or ``"all"``), runs ``gm.graph.lint()`` after every
 pass when ``check`` is set, and re-raises a failing pass's error with its name and the passes before it.
+
+Dump formats: inside ``with dump_settings(DumpSettings(...)):`` every PassManager built in the block (e.g. the
+ones ``lower_model(dump_dir=...)`` builds, several calls down) writes each of the given ``DumpFormat``s
+(``NNN_<pass>.<suffix>``) instead of the text file, only for the passes named in ``passes``, and calls
+``observe`` after every pass; a scoped switch like ``torch.fx.traceback.preserve_node_meta()``, so the
+pipeline's signature does not grow a parameter per debugging need (``fx2ttnn dump`` uses it).
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Sequence
 
 import torch.fx
 from torch.fx.passes.infra.pass_base import PassBase
@@ -52,6 +60,8 @@ class PassRecord:
     seconds: float
     nodes_before: int
     nodes_after: int
+    nodes_added: int = 0     # nodes the pass created (still in the graph after it)
+    nodes_removed: int = 0   # nodes of the graph before the pass that it erased
 
 
 @dataclass
@@ -71,6 +81,64 @@ def default_render(gm: torch.fx.GraphModule) -> str:
     return gm.print_readable(print_output=False, include_stride=False, include_device=False)
 
 
+@dataclass(frozen=True)
+class PassDump:
+    """One dumped graph: which program, which pass (index 0 is ``captured``) and what that pass changed."""
+
+    program: str
+    index: int
+    name: str
+    stats: dict[str, int]
+    nodes_before: int | None  # None for the captured graph
+    nodes_after: int
+    nodes_added: int = 0
+    nodes_removed: int = 0
+
+    @property
+    def header(self) -> str:
+        """The ``# ...`` lines the text dump starts with."""
+        if self.nodes_before is None:
+            nodes = f"{self.nodes_after}"
+        else:
+            nodes = f"{self.nodes_before} -> {self.nodes_after} (+{self.nodes_added} -{self.nodes_removed})"
+        return (f"# {self.program + ': ' if self.program else ''}after {self.name}\n"
+                f"# stats: {self.stats or 'no change'}\n# nodes: {nodes}\n")
+
+
+PassDumper = Callable[[torch.fx.GraphModule, PassDump], str]
+
+
+@dataclass(frozen=True)
+class DumpFormat:
+    """Dump files ``NNN_<pass>.<suffix>`` holding ``render(gm, dump)``; ``after_write(path)`` runs on each file."""
+
+    suffix: str
+    render: PassDumper
+    after_write: Callable[[Path], None] | None = None
+
+
+@dataclass(frozen=True)
+class DumpSettings:
+    """What PassManagers built inside ``dump_settings(...)`` dump (see the module docstring)."""
+
+    formats: tuple[DumpFormat, ...] = ()
+    passes: frozenset[str] | None = None  # dump files only for these pass names ("captured" included); None: all
+    observe: Callable[[torch.fx.GraphModule, PassDump], None] | None = None  # called after every pass
+
+
+_DUMP_SETTINGS: ContextVar[DumpSettings | None] = ContextVar("fx2ttnn_dump_settings", default=None)
+
+
+@contextlib.contextmanager
+def dump_settings(settings: DumpSettings) -> Iterator[DumpSettings]:
+    """Use ``settings`` for every PassManager constructed inside the block."""
+    token = _DUMP_SETTINGS.set(settings)
+    try:
+        yield settings
+    finally:
+        _DUMP_SETTINGS.reset(token)
+
+
 class PassManager:
     """Run ``passes`` in order. ``render`` turns a graph into the text that is dumped/printed."""
 
@@ -85,29 +153,43 @@ class PassManager:
         self.render = render
         self.printer = printer
         self.program = program
+        self.settings = _DUMP_SETTINGS.get()
         known = {p.name for p in self.passes}
         if self.print_after != "all":
             unknown = set(self.print_after) - known - {"captured"}
             if unknown:
                 raise LoweringError(f"unknown pass name(s) {sorted(unknown)}; passes are: {', '.join(sorted(known))}")
 
-    def _emit(self, index: int, name: str, gm: torch.fx.GraphModule, stats: dict[str, int]) -> None:
-        want_print = self.print_after == "all" or name in self.print_after
-        if self.dump_dir is None and not want_print:
+    def _emit(self, dump: PassDump, gm: torch.fx.GraphModule) -> None:
+        settings = self.settings
+        if settings is not None and settings.observe is not None:
+            settings.observe(gm, dump)
+        want_print = self.print_after == "all" or dump.name in self.print_after
+        want_file = self.dump_dir is not None and (settings is None or settings.passes is None
+                                                   or dump.name in settings.passes)
+        if not want_file and not want_print:
             return
-        header = f"# {self.program + ': ' if self.program else ''}after {name}\n# stats: {stats or 'no change'}\n"
-        text = header + self.render(gm)
-        if self.dump_dir is not None:
+        formats = settings.formats if settings is not None else ()
+        text = dump.header + self.render(gm) if want_print or not formats else ""
+        if want_file:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
-            (self.dump_dir / f"{index:03d}_{name}.txt").write_text(text)
+            stem = f"{dump.index:03d}_{dump.name}"
+            if not formats:
+                (self.dump_dir / f"{stem}.txt").write_text(text)
+            for fmt in formats:
+                path = self.dump_dir / f"{stem}.{fmt.suffix}"
+                path.write_text(fmt.render(gm, dump))
+                if fmt.after_write is not None:
+                    fmt.after_write(path)
         if want_print:
             self.printer(text)
 
     def __call__(self, gm: torch.fx.GraphModule) -> PipelineResult:
         out = PipelineResult(gm)
-        self._emit(0, "captured", gm, {})
+        self._emit(PassDump(self.program, 0, "captured", {}, None, len(gm.graph.nodes)), gm)
         for i, p in enumerate(self.passes, start=1):
-            before = len(gm.graph.nodes)
+            before_nodes = set(gm.graph.nodes)
+            before = len(before_nodes)
             t0 = time.perf_counter()
             try:
                 res = p(gm)
@@ -122,6 +204,11 @@ class PassManager:
             gm = res.graph_module if res is not None else gm
             stats = getattr(res, "stats", {}) if res is not None else {}
             out.graph_module = gm
-            out.records.append(PassRecord(p.name, stats, time.perf_counter() - t0, before, len(gm.graph.nodes)))
-            self._emit(i, p.name, gm, stats)
+            seconds = time.perf_counter() - t0
+            after_nodes = set(gm.graph.nodes)
+            rec = PassRecord(p.name, stats, seconds, before, len(after_nodes), len(after_nodes - before_nodes),
+                             len(before_nodes - after_nodes))
+            out.records.append(rec)
+            self._emit(PassDump(self.program, i, p.name, stats, before, rec.nodes_after, rec.nodes_added,
+                                rec.nodes_removed), gm)
         return out

@@ -1,6 +1,9 @@
 """The ``fx2ttnn`` command line.
 
     fx2ttnn synth "Hello world." -o hello.wav [--model DIR_OR_ID] [--vocoder DIR_OR_ID] [--speaker X.npy] ...
+    fx2ttnn dump [--program P] [--print-after PASS|all] [--format text|json|dot] [--out DIR] [--diff A B]
+    fx2ttnn compare [--program P] [--dtype ...] [--steps N]
+    fx2ttnn export --out DIR [--program P]
     fx2ttnn bench [--text-len N] [--steps N] [--dtype ...] [--repeat R] [--json FILE]
 
 Each subcommand lives in its own module under ``fx2ttnn.tools`` exposing ``add_parser(subparsers)``, which
@@ -16,11 +19,11 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import Fx2TTNNError
-from . import bench, synth
+from . import bench, compare, dump, export, synth
 from .audio import OutputPathError
 from .common import CliError, one_line
 
-SUBCOMMANDS = (synth, bench)
+SUBCOMMANDS = (synth, dump, compare, export, bench)
 EXIT_USER_ERROR = 2
 
 
