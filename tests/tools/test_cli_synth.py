@@ -121,7 +121,7 @@ def test_synth_summary_line(synth):
     assert m["rtf"] == f"{stats.seconds / stats.audio_seconds:.2f}"
     used = [p for p in report.programs if p.key[1] == (stats.frame_bucket if p.name in ("postnet", "vocoder")
                                                        else stats.text_bucket)]
-    assert sorted(p.name for p in used) == ["decoder_step", "encoder", "postnet", "vocoder"]
+    assert sorted(p.name for p in used) == ["decoder_step", "decoder_step.prologue", "encoder", "postnet", "vocoder"]
     assert int(m["ops"]) == next(p.ops_per_call for p in used if p.name == "decoder_step") > 0
     assert int(m["fallbacks"]) == sum(p.fallback_count for p in used)
     assert (m["where"] or "") == "+".join(p.name for p in used if p.fallback_count)
