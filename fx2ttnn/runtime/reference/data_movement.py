@@ -6,7 +6,10 @@ import math
 
 import torch
 
-from .tensor import checked, like, require, require_device, require_dtype, require_layout, require_output, write_into
+from .tensor import (
+    checked, like, moved, new_tensor, quantize, require, require_device, require_dtype, require_layout,
+    require_output, write_into,
+)
 from .types import DataType, Layout
 
 
@@ -30,7 +33,12 @@ def _check_reshape(input_tensor, shape, *, memory_config=None, pad_value=0, resh
 @checked(_check_reshape)
 def reshape(input_tensor, shape, *, memory_config=None, pad_value=0, reshape_tile_mode=None,
             sub_core_grids=None, skip_padding_fill=False):
-    return like(input_tensor, input_tensor._value.reshape(_dims(shape)), memory_config=memory_config)
+    x = input_tensor._value
+    try:
+        value = x.reshape(shape)  # a view when the strides allow (see ``moved``)
+    except TypeError:  # dims torch does not take as ints as given (e.g. a tuple of numpy ints)
+        value = x.reshape(_dims(shape))
+    return moved(input_tensor, value, memory_config=memory_config)
 
 
 def _check_permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
@@ -42,7 +50,7 @@ def _check_permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
 
 @checked(_check_permute)
 def permute(input_tensor, dims, *, memory_config=None, pad_value=0.0):
-    return like(input_tensor, input_tensor._value.permute(*dims), memory_config=memory_config)
+    return moved(input_tensor, input_tensor._value.permute(*dims), memory_config=memory_config)
 
 
 def _check_transpose(input_tensor, dim1, dim2, *, memory_config=None, pad_value=0.0):
@@ -53,7 +61,7 @@ def _check_transpose(input_tensor, dim1, dim2, *, memory_config=None, pad_value=
 
 @checked(_check_transpose)
 def transpose(input_tensor, dim1, dim2, *, memory_config=None, pad_value=0.0):
-    return like(input_tensor, input_tensor._value.transpose(dim1, dim2), memory_config=memory_config)
+    return moved(input_tensor, input_tensor._value.transpose(dim1, dim2), memory_config=memory_config)
 
 
 def _check_squeeze(input_tensor, dim, *args, **kwargs):
@@ -65,7 +73,7 @@ def _check_squeeze(input_tensor, dim, *args, **kwargs):
 
 @checked(_check_squeeze)
 def squeeze(input_tensor, dim, *args, **kwargs):
-    return like(input_tensor, input_tensor._value.squeeze(dim))
+    return moved(input_tensor, input_tensor._value.squeeze(dim))
 
 
 def _check_unsqueeze(input_tensor, dim, *args, **kwargs):
@@ -76,7 +84,7 @@ def _check_unsqueeze(input_tensor, dim, *args, **kwargs):
 
 @checked(_check_unsqueeze)
 def unsqueeze(input_tensor, dim, *args, **kwargs):
-    return like(input_tensor, input_tensor._value.unsqueeze(dim))
+    return moved(input_tensor, input_tensor._value.unsqueeze(dim))
 
 
 # -- concat / slice / pad / repeat -------------------------------------------------------------
@@ -107,7 +115,7 @@ def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, 
     out = torch.cat([t._value for t in tensors], dim)
     if output_tensor is not None:
         return write_into(output_tensor, out)
-    return like(tensors[0], out, memory_config=memory_config)
+    return moved(tensors[0], out, memory_config=memory_config)
 
 
 def _check_slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None,
@@ -130,11 +138,13 @@ def _check_slice(input_tensor, slice_start, slice_end, slice_step=None, *, memor
 @checked(_check_slice)
 def slice(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None, output_tensor=None,  # noqa: A001
           pad_value=None, sub_core_grids=None):
-    steps = slice_step or [1] * len(slice_start)
-    index = tuple(builtins.slice(s, e, st) for s, e, st in zip(slice_start, slice_end, steps))
+    if slice_step is None:
+        index = tuple(map(builtins.slice, slice_start, slice_end))
+    else:
+        index = tuple(map(builtins.slice, slice_start, slice_end, slice_step))
     if output_tensor is not None:
         return write_into(output_tensor, input_tensor._value[index])
-    return like(input_tensor, input_tensor._value[index], memory_config=memory_config)
+    return moved(input_tensor, input_tensor._value[index], memory_config=memory_config)
 
 
 def _check_pad(input_tensor, padding, value, *, use_multicore=None, memory_config=None, sub_core_grids=None):
@@ -161,7 +171,7 @@ def _check_repeat(input_tensor, repeat_dims, *, memory_config=None):
 
 @checked(_check_repeat)
 def repeat(input_tensor, repeat_dims, *, memory_config=None):
-    return like(input_tensor, input_tensor._value.repeat(*_dims(repeat_dims)), memory_config=memory_config)
+    return moved(input_tensor, input_tensor._value.repeat(*_dims(repeat_dims)), memory_config=memory_config)
 
 
 def _check_repeat_interleave(input_tensor, repeats, dim, *, memory_config=None):
@@ -173,7 +183,7 @@ def _check_repeat_interleave(input_tensor, repeats, dim, *, memory_config=None):
 
 @checked(_check_repeat_interleave)
 def repeat_interleave(input_tensor, repeats, dim, *, memory_config=None):
-    return like(input_tensor, input_tensor._value.repeat_interleave(repeats, dim), memory_config=memory_config)
+    return moved(input_tensor, input_tensor._value.repeat_interleave(repeats, dim), memory_config=memory_config)
 
 
 # -- embedding ---------------------------------------------------------------------------------
@@ -200,13 +210,20 @@ def _check_embedding(input_tensor, weight, *, memory_config=None, output_tensor=
 @checked(_check_embedding)
 def embedding(input_tensor, weight, *, memory_config=None, output_tensor=None, padding_idx=None,
               layout=Layout.ROW_MAJOR, embeddings_type=None, dtype=None):
-    table = weight._value.reshape(weight.shape[-2], weight.shape[-1])
-    idx = input_tensor._value
-    if idx.device.type != "meta":
-        require(bool((idx >= 0).all()) and bool((idx < table.shape[0]).all()), "embedding",
-                f"index out of range for a table of {table.shape[0]} rows")
-    out = torch.nn.functional.embedding(idx.long(), table)
+    table = weight._value
+    if table.dim() != 2:
+        table = table.reshape(table.shape[-2], table.shape[-1])
+    try:
+        # torch checks every index (0 <= i < rows) and raises IndexError otherwise (meta tensors: no values)
+        out = torch.nn.functional.embedding(input_tensor._value.long(), table)
+    except IndexError:
+        out = None
+    if out is None:
+        require(False, "embedding", f"index out of range for a table of {table.shape[0]} rows")
     if output_tensor is not None:
         return write_into(output_tensor, out)
-    return like(weight, out, dtype=dtype, layout=layout, memory_config=memory_config)
+    dtype = dtype or weight.dtype
+    if dtype is not weight.dtype or not dtype._moves_exactly:
+        out = quantize(out, dtype)
+    return new_tensor(out, dtype, layout or weight.layout, memory_config or weight._memory_config, weight._device)
 

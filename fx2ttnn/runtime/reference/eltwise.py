@@ -11,7 +11,8 @@ import torch
 
 from .matmul import _check_activation, apply_activation
 from .tensor import (
-    Tensor, checked, like, require, require_device, require_dtype, require_layout, require_output, write_into,
+    Tensor, checked, like, quantize, require, require_device, require_dtype, require_layout, require_output,
+    write_into,
 )
 from .types import DataType, GeluVariant, Layout, SigmoidMode
 
@@ -58,16 +59,17 @@ def _binary(op: str, fn):
                activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None, **kwargs):
         a = input_tensor_a._value
         b = input_tensor_b._value if isinstance(input_tensor_b, Tensor) else input_tensor_b
-        for act in input_tensor_a_activations or ():
-            a = apply_activation(a, act)
-        if isinstance(b, torch.Tensor):
-            for act in input_tensor_b_activations or ():
+        if input_tensor_a_activations:
+            for act in input_tensor_a_activations:
+                a = apply_activation(a, act)
+        if input_tensor_b_activations and isinstance(b, torch.Tensor):
+            for act in input_tensor_b_activations:
                 b = apply_activation(b, act)
         out = fn(a, b)
-        for act in activations or ():
-            out = apply_activation(out, act)
+        if activations:
+            for act in activations:
+                out = apply_activation(out, act)
         if output_tensor is not None:
-            from .tensor import quantize
             output_tensor._value = quantize(out, output_tensor.dtype)
             return output_tensor
         return like(input_tensor_a, out, dtype=dtype, memory_config=memory_config)
@@ -110,7 +112,6 @@ def _unary(op: str, fn, dtypes: tuple[DataType, ...]):
     def kernel(input_tensor, *args, memory_config=None, output_tensor=None, **kwargs):
         out = fn(input_tensor._value, *args, **kwargs)
         if output_tensor is not None:
-            from .tensor import quantize
             output_tensor._value = quantize(out, output_tensor.dtype)
             return output_tensor
         return like(input_tensor, out, memory_config=memory_config)

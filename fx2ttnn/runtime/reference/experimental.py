@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .tensor import checked, quantize, require, require_device, require_dtype, require_layout
+from .tensor import checked, host_list, quantize, require, require_device, require_dtype, require_layout, writable
 from .types import DataType, Layout, TensorMemoryLayout
 
 
@@ -48,10 +48,23 @@ def paged_update_cache(cache_tensor, input_tensor, *, update_idxs=None, update_i
     cache = cache_tensor._value
     if cache.device.type == "meta":
         return None
-    idx = update_idxs_tensor._value.tolist() if update_idxs_tensor is not None else list(update_idxs)
-    nkv = cache.shape[1]
-    new = quantize(input_tensor._value[0, :, :nkv, :], cache_tensor.dtype)
-    seq = cache.shape[2]
+    idx = host_list(update_idxs_tensor) if update_idxs_tensor is not None else list(update_idxs)
+    _, nkv, seq, _ = cache.shape
+    x = input_tensor._value  # [1, b, nkv (padded to 32), dh]
+    if x.shape[2] != nkv:
+        x = x[:, :, :nkv]
+    cache = writable(cache_tensor)
+    p = idx[0] if idx else -1
+    if 0 <= p < seq and idx.count(p) == len(idx):  # every user at one position: one write
+        dtype = cache_tensor.dtype
+        if dtype is DataType.BFLOAT16:
+            if input_tensor.dtype is not DataType.BFLOAT16:  # (bf16 values need no rounding)
+                x = x.bfloat16()  # bf16 -> float32 is exact: the copy stores the rounded values
+        elif dtype is not DataType.FLOAT32:
+            x = quantize(x[0], dtype)
+        cache[:, :, p] = x  # (setitem drops x's leading 1)
+        return None
+    new = quantize(x[0], cache_tensor.dtype)
     for u, p in enumerate(idx):
         require(-1 <= p < seq, "experimental.paged_update_cache",
                 f"update index {p} of user {u} is outside the cache's {seq} positions (-1 skips a user)")
@@ -62,7 +75,7 @@ def paged_update_cache(cache_tensor, input_tensor, *, update_idxs=None, update_i
 
 # -- head split / concat (OP_CONTRACT §6) ------------------------------------------------------------
 
-from .tensor import like  # noqa: E402
+from .tensor import like, moved  # noqa: E402
 from .transformer import TM_DTYPES, check_concat_heads, split_heads  # noqa: E402
 from .types import TILE_SIZE  # noqa: E402
 
@@ -137,17 +150,30 @@ def nlp_create_qkv_heads(input, input_kv=None, *, num_heads, num_kv_heads=None, 
     come back with 0 heads); ``kv_tied=True``: one K/V section, returned as both k and v.
     """
     x = input._value
+    if output_tensors is None and input_kv is None and num_heads == 1 and num_kv_heads == 1 and not kv_tied:
+        # one head each (tt-metal SpeechT5 decode: heads ride in the S dim): q | k | v are the thirds of the
+        # last dim, [B, 1, S, dh] views as they stand (grouped and interleaved layouts coincide)
+        w = x.shape[-1] // 3
+        q, k, v = x[..., :w], x[..., w:2 * w], x[..., 2 * w:]
+        if transpose_k_heads:
+            k = k.transpose(-1, -2)
+        return (moved(input, q, layout=Layout.TILE, memory_config=memory_config),
+                moved(input, k, layout=Layout.TILE, memory_config=memory_config),
+                moved(input, v, layout=Layout.TILE, memory_config=memory_config))
     kv = None if input_kv is None else input_kv._value
     nkv = num_heads if num_kv_heads is None else num_kv_heads
     nsec = 1 if kv_tied else 2
     dh = x.shape[-1] // num_heads if kv is not None else x.shape[-1] // (num_heads + nsec * nkv)
     q, k, v = split_heads(x[:, 0], None if kv is None else kv[:, 0], num_heads, nkv, dh,
-                          input.memory_config().is_sharded, transpose_k_heads, tied=kv_tied)
+                          input._memory_config.is_sharded, transpose_k_heads, tied=kv_tied, views=True)
     if output_tensors is not None:
         for t, value in zip(output_tensors, (q, k, v)):
             t._value = quantize(value, t.dtype)
         return tuple(output_tensors)
-    return tuple(like(input, t, layout=Layout.TILE, memory_config=memory_config) for t in (q, k, v))
+    # q / k / v are views of the input (see ``moved``); a block-float k is re-rounded in its new layout
+    return (moved(input, q, layout=Layout.TILE, memory_config=memory_config),
+            moved(input, k, layout=Layout.TILE, memory_config=memory_config),
+            moved(input, v, layout=Layout.TILE, memory_config=memory_config))
 
 
 def _check_nlp_concat_heads(input_tensor, *, memory_config=None):

@@ -6,7 +6,7 @@ use ``ttnn.experimental.paged_update_cache`` with a device index tensor instead.
 """
 from __future__ import annotations
 
-from .tensor import checked, quantize, require, require_device, require_dtype, require_layout
+from .tensor import checked, quantize, require, require_device, require_dtype, require_layout, writable
 from .types import DataType, Layout, TILE_SIZE, TensorMemoryLayout
 
 __all__ = ["update_cache", "fill_cache"]
@@ -55,6 +55,7 @@ def update_cache(cache, input, update_index, batch_offset=0, *, compute_kernel_c
     """
     c = cache._value
     if c.device.type != "meta":
+        c = writable(cache)
         b = c.shape[0]
         rows = input._value[0, :, batch_offset:batch_offset + b, :].transpose(0, 1)  # [b, heads, dh]
         c[:, :, update_index, :] = quantize(rows, cache.dtype)
@@ -83,6 +84,7 @@ def fill_cache(cache_tensor, input_tensor, batch_idx, *, update_idx=0):
     """
     c = cache_tensor._value
     if c.device.type != "meta":
+        c = writable(cache_tensor)
         s = input_tensor._value.shape[2]
         end = min(update_idx + -(-s // TILE_SIZE) * TILE_SIZE, c.shape[2])
         c[batch_idx, :, update_idx:update_idx + s, :] = input_tensor._value[0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from .tensor import (
-    Tensor, checked, require, require_device, require_dtype, require_layout, require_output, wrap, write_into,
+    Tensor, checked, new_tensor, quantize, require, require_device, require_dtype, require_layout, require_output,
+    transposed_value, wrap, write_into,
 )
 from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam
 
@@ -127,6 +128,18 @@ def _check_linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=Fals
         require_output("linear", optional_output_tensor, _result_shape(sa, sb))
 
 
+# fused activations given by name: the in-place forms of the torch functions ``apply_activation`` calls,
+# applied to the fresh matmul result (same kernels, bit-identical results, no second buffer)
+_INPLACE_ACTIVATIONS = {
+    "relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "gelu": torch._C._nn.gelu_,
+    "silu": lambda x: torch.nn.functional.silu(x, inplace=True),
+}
+_FLOAT32 = DataType.FLOAT32
+_BFLOAT16 = DataType.BFLOAT16
+_torch_linear = torch._C._nn.linear
+_TILE = Layout.TILE
+
+
 @checked(_check_linear)
 def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, transpose_b=False,
            memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
@@ -137,7 +150,22 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         x = x.transpose(-1, -2)
     if transpose_b:
         w = w.transpose(-1, -2)
-    if w.dim() >= 2 and all(d == 1 for d in w.shape[:-2]):
+    if bias is not None and not transpose_a and not transpose_b and w.dim() == 2 and x.dim() == 3 \
+            and bias._value.dim() == 2 and x.is_contiguous():
+        # torch's linear does exactly what the branch below does for a contiguous 3-D input (addmm over the
+        # flattened rows, then a view), in one call
+        out = _torch_linear(x, transposed_value(input_tensor_b), bias._value)
+    elif w.dim() == 2:  # the common case: one [in, out] weight, a @ w as one (add)mm over the rows of a
+        xdim = x.dim()
+        x2 = x if xdim == 2 else x.reshape(-1, x.shape[-1])
+        if bias is None:
+            out = torch.mm(x2, w)
+        else:
+            b = bias._value
+            out = torch.addmm(b if b.dim() == 2 else b.reshape(1, -1), x2, w)
+        if xdim != 2:
+            out = out.view(*x.shape[:-1], w.shape[1])
+    elif w.dim() > 2 and all(d == 1 for d in w.shape[:-2]):
         w2 = w.reshape(w.shape[-2], w.shape[-1])
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
@@ -150,8 +178,14 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         out = torch.matmul(x, w)
         if bias is not None:
             out = out + bias._value.reshape(-1)
-    out = apply_activation(out, activation)
+    if activation is not None:
+        act = _INPLACE_ACTIVATIONS.get(activation) if isinstance(activation, str) else None
+        out = act(out) if act is not None else apply_activation(out, activation)
     if optional_output_tensor is not None:
         return write_into(optional_output_tensor, out)
-    return wrap(out, dtype or input_tensor_a.dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG,
-                input_tensor_a._device)
+    dtype = dtype or input_tensor_a.dtype
+    if dtype is _BFLOAT16:
+        out = out.bfloat16().float()  # quantize(out, bfloat16), inlined
+    elif dtype is not _FLOAT32:
+        out = quantize(out, dtype)
+    return new_tensor(out, dtype, _TILE, memory_config or DRAM_MEMORY_CONFIG, input_tensor_a._device)

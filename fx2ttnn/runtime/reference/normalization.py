@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from .tensor import (
-    Tensor, checked, like, require, require_device, require_dtype, require_layout, require_output, write_into,
+    Tensor, checked, flat_value, like, new_tensor, quantize, require, require_device, require_dtype, require_layout,
+    require_output, write_into,
 )
 from .types import DataType, Layout, TensorMemoryLayout
 
@@ -47,10 +48,15 @@ def layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight=None, 
     x = input_tensor._value
     if residual_input_tensor is not None:
         x = x + residual_input_tensor._value
-    w = weight._value.reshape(-1) if weight is not None else None
-    b = bias._value.reshape(-1) if bias is not None else None
-    out = torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, epsilon)
-    return like(input_tensor, out, layout=Layout.TILE, memory_config=memory_config)
+    w = flat_value(weight) if weight is not None else None
+    b = flat_value(bias) if bias is not None else None
+    out = torch.layer_norm(x, (x.shape[-1],), w, b, epsilon)  # what F.layer_norm calls, minus its dispatch
+    dtype = input_tensor.dtype
+    if dtype is DataType.BFLOAT16:
+        out = out.bfloat16().float()  # quantize(out, bfloat16), inlined
+    elif dtype is not DataType.FLOAT32:
+        out = quantize(out, dtype)
+    return new_tensor(out, dtype, Layout.TILE, memory_config or input_tensor._memory_config, input_tensor._device)
 
 
 def _check_softmax(input_tensor, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True):

@@ -96,7 +96,7 @@ def quantize(value: torch.Tensor, dtype: DataType) -> torch.Tensor:
     if dtype is DataType.FLOAT32:
         return value if value.dtype == torch.float32 else value.to(torch.float32)
     if dtype is DataType.BFLOAT16:
-        return value.to(torch.bfloat16).to(torch.float32)
+        return value.bfloat16().float()  # = .to(torch.bfloat16).to(torch.float32), a cheaper binding
     if dtype is DataType.BFLOAT8_B:
         return _quantize_block_float(value.to(torch.float32), 7)
     if dtype is DataType.BFLOAT4_B:
@@ -119,6 +119,35 @@ def padded(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
     else:
         s.insert(0, TILE_SIZE)
     return tuple(s)
+
+
+def _is_idempotent_under_movement(dtype: DataType) -> bool:
+    """Whether re-rounding values already stored in ``dtype`` is a no-op however they are rearranged.
+
+    True for float32, bfloat16 and the integer dtypes (element-wise rounding, applied when the values were
+    stored); false for block floats (a rearrangement regroups the 16-value blocks that share an exponent)
+    and, conservatively, fp8.
+    """
+    return not (dtype.is_block_float or dtype is DataType.FP8_E4M3)
+
+
+# per dtype: (non-TILE, TILE) caches of shape -> padded device bytes (see ``device_nbytes``)
+for _d in DataType:
+    _d._nbytes_cache = ({}, {})
+    _d._moves_exactly = _is_idempotent_under_movement(_d)
+del _d
+_NBYTES_CACHE_LIMIT = 4096
+
+
+def device_nbytes(shape: tuple[int, ...], layout: Layout, dtype: DataType) -> int:
+    """Bytes a device tensor of ``shape`` occupies: its padded shape times the dtype's item size."""
+    cache = dtype._nbytes_cache[layout is Layout.TILE]
+    n = cache.get(shape)
+    if n is None:
+        n = int(math.prod(padded(tuple(shape), layout)) * dtype.itemsize)
+        if len(cache) < _NBYTES_CACHE_LIMIT:
+            cache[shape] = n
+    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +217,8 @@ def synchronize_device(device: Device, *args: Any, **kwargs: Any) -> None:
 class Tensor:
     """Reference ``ttnn.Tensor``. ``_value`` holds the logical, storage-rounded values (see module doc)."""
 
-    __slots__ = ("_value", "dtype", "layout", "_memory_config", "_device", "_nbytes", "__weakref__")
+    # ``_aux``: a value derived from ``_value`` and cached with it (see ``flat_value``)
+    __slots__ = ("_value", "dtype", "layout", "_memory_config", "_device", "_nbytes", "_aux", "__weakref__")
 
     def __init__(self, value: torch.Tensor, dtype: DataType, layout: Layout,
                  memory_config: MemoryConfig | None = None, device: Device | None = None):
@@ -196,21 +226,25 @@ class Tensor:
         self.dtype = dtype
         self.layout = layout
         self._device = device
+        self._aux = None
         self._memory_config = (memory_config or DRAM_MEMORY_CONFIG) if device is not None else None
         self._nbytes = 0
         if device is not None:
-            self._nbytes = int(math.prod(padded(tuple(value.shape), layout)) * dtype.itemsize)
+            self._nbytes = device_nbytes(value.shape, layout, dtype)
             device._alloc(self._nbytes)
 
     def __del__(self) -> None:
-        if self._nbytes and self._device is not None:
-            self._device._free(self._nbytes)
-            self._nbytes = 0
+        n = self._nbytes
+        if n:
+            device = self._device
+            if device is not None:
+                device.allocated_bytes -= n  # Device._free, inlined: runs for every dropped tensor
+                self._nbytes = 0
 
     # -- ttnn.Tensor API ---------------------------------------------------------------------
     @property
     def shape(self) -> Shape:
-        return Shape(self._checked_value().shape)
+        return Shape.of_size(self._checked_value().shape)
 
     @property
     def padded_shape(self) -> Shape:
@@ -255,22 +289,150 @@ class Tensor:
         return self._value
 
     def _release(self) -> None:
-        if self._nbytes and self._device is not None:
-            self._device._free(self._nbytes)
+        n = self._nbytes
+        if n and self._device is not None:
+            self._device.allocated_bytes -= n  # Device._free, inlined (see __del__)
         self._nbytes = 0
         self._value = None
+        self._aux = None
+
+
+_new_object = object.__new__
+
+
+def new_tensor(value: torch.Tensor, dtype: DataType, layout: Layout, memory_config: MemoryConfig | None,
+               device: Device | None) -> Tensor:
+    """``Tensor(value, dtype, layout, memory_config, device)`` without the constructor call: the kernels'
+    fast path for their outputs (``value`` must already be stored-rounded).  Same fields, same accounting."""
+    t = _new_object(Tensor)
+    t._value = value
+    t.dtype = dtype
+    t.layout = layout
+    t._device = device
+    t._aux = None
+    if device is None:
+        t._memory_config = None
+        t._nbytes = 0
+        return t
+    t._memory_config = memory_config or DRAM_MEMORY_CONFIG
+    n = dtype._nbytes_cache[layout is Layout.TILE].get(value.shape)
+    if n is None:
+        n = device_nbytes(value.shape, layout, dtype)
+    t._nbytes = n
+    allocated = device.allocated_bytes + n
+    device.allocated_bytes = allocated
+    if allocated > device.peak_bytes:
+        device.peak_bytes = allocated
+    return t
 
 
 def wrap(value: torch.Tensor, dtype: DataType, layout: Layout, memory_config: MemoryConfig | None,
          device: Device | None) -> Tensor:
     """A new tensor holding ``value`` rounded to ``dtype``."""
-    return Tensor(quantize(value, dtype), dtype, layout, memory_config, device)
+    if dtype is not DataType.FLOAT32 or value.dtype is not torch.float32:
+        value = quantize(value, dtype)
+    return new_tensor(value, dtype, layout, memory_config, device)
 
 
 def like(ref: Tensor, value: torch.Tensor, *, dtype: DataType | None = None, layout: Layout | None = None,
          memory_config: MemoryConfig | None = None) -> Tensor:
     """Output tensor placed like ``ref`` (same device; dtype/layout/memory config unless given)."""
-    return wrap(value, dtype or ref.dtype, layout or ref.layout, memory_config or ref._memory_config, ref._device)
+    dtype = dtype or ref.dtype
+    if dtype is not DataType.FLOAT32 or value.dtype is not torch.float32:
+        value = quantize(value, dtype)
+    return new_tensor(value, dtype, layout or ref.layout, memory_config or ref._memory_config, ref._device)
+
+
+def moved(ref: Tensor, value: torch.Tensor, *, layout: Layout | None = None,
+          memory_config: MemoryConfig | None = None) -> Tensor:
+    """Output of a pure data-movement op on ``ref``'s stored values (reshape, slice, head split), placed like
+    ``ref`` in ``ref``'s dtype: ``like(ref, value, ...)``, rounding skipped where it is a no-op.
+
+    ``value`` may be a view of ``ref``'s buffer: in-place writers (the cache updates) copy a shared buffer
+    before writing (``writable``), so no tensor observes another's writes.
+    """
+    dtype = ref.dtype
+    if not dtype._moves_exactly:
+        value = quantize(value, dtype)
+    return new_tensor(value, dtype, layout or ref.layout, memory_config or ref._memory_config, ref._device)
+
+
+# ---------------------------------------------------------------------------------------------
+# buffers: copy-on-write for in-place ops, derived values
+
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+def _use_count(value: torch.Tensor) -> int:
+    return _storage_use_count(value.untyped_storage()._cdata)
+
+
+# the count a storage referenced by exactly one tensor reports (its Python storage object may add one)
+_EXCLUSIVE = _use_count(torch.empty(1)) if _storage_use_count is not None else 0
+
+
+def shares_storage(value: torch.Tensor) -> bool:
+    """Whether another torch tensor (a view, an alias) references ``value``'s storage.
+
+    Conservative: True when it cannot tell (no ``torch._C._storage_Use_Count``), which costs a copy, never
+    a write leaking into another tensor.
+    """
+    if _storage_use_count is None:
+        return True
+    return _use_count(value) > _EXCLUSIVE
+
+
+def writable(t: Tensor) -> torch.Tensor:
+    """``t``'s values, ready for an in-place write: copied to a buffer of its own first if another tensor
+    shares the storage (views made by data-movement ops, see ``moved``).  Reference tensors have value
+    semantics: an in-place device op (``paged_update_cache``) changes its target and nothing else."""
+    v = t._value
+    t._aux = None  # values derived from the old contents (``host_list``) go stale
+    if shares_storage(v):
+        v = v.clone()
+        t._value = v
+    return v
+
+
+def reshaped_value(t: Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``t._value.reshape(shape)``, cached on ``t`` while its values are unchanged (constants read every step:
+    gammas, betas, attention masks).  A cached view counts as a sharer of the buffer: ``writable`` copies."""
+    v = t._value
+    aux = t._aux
+    if aux is not None and aux[0] is v and aux[1] == shape:
+        return aux[2]
+    f = v.reshape(shape)
+    t._aux = (v, shape, f)
+    return f
+
+
+def flat_value(t: Tensor) -> torch.Tensor:
+    """``t._value.reshape(-1)``, cached (``reshaped_value``)."""
+    return reshaped_value(t, (-1,))
+
+
+def host_list(t: Tensor) -> list:
+    """``t._value.tolist()`` (a small index tensor: decode positions), cached on ``t`` while its values are
+    unchanged: a new ``_value`` (``copy``, ``output_tensor=``) misses the cache, in-place writers go
+    through ``writable``, which drops it."""
+    v = t._value
+    aux = t._aux
+    if aux is not None and aux[0] is v and aux[1] == "list":
+        return aux[2]
+    f = v.tolist()
+    t._aux = (v, "list", f)
+    return f
+
+
+def transposed_value(t: Tensor) -> torch.Tensor:
+    """``t._value.t()`` (a 2-D view), cached on ``t`` while its values are unchanged (linear weights)."""
+    v = t._value
+    aux = t._aux
+    if aux is not None and aux[0] is v and aux[1] == "t":
+        return aux[2]
+    f = v.t()
+    t._aux = (v, "t", f)
+    return f
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,10 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
-from .tensor import Tensor, checked, like, require, require_device, require_dtype, require_layout
+from .tensor import (
+    Tensor, checked, host_list, like, new_tensor, quantize, require, require_device, require_dtype, require_layout,
+    reshaped_value,
+)
 from .types import DRAM_MEMORY_CONFIG, BufferType, DataType, Layout, MemoryConfig, TensorMemoryLayout, TILE_SIZE
 
 SDPA_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.FLOAT32)
@@ -232,44 +235,86 @@ def scaled_dot_product_attention_decode(input_tensor_q, input_tensor_k, input_te
     """
     q = input_tensor_q._value
     _, b, nh, dh = q.shape
-    out = q.new_zeros((1, b, _round_up(nh), dh))
-    if q.device.type != "meta":
+    pnh = _round_up(nh)
+    if q.device.type == "meta":
+        out = q.new_zeros((1, b, pnh, dh))
+    else:
         k, v = input_tensor_k._value, input_tensor_v._value
         nkv, s = k.shape[1], k.shape[2]
         sc = dh ** -0.5 if scale is None else float(scale)
-        qg = q[0].reshape(b, nkv, nh // nkv, dh)  # GQA: the query heads of one KV head form its "rows"
+        qg = q.reshape(b, nkv, nh // nkv, dh)  # GQA: the query heads of one KV head form its "rows"
+        res = None
         if is_causal:
-            pos = [int(p) for p in (cur_pos if cur_pos is not None else cur_pos_tensor._value.tolist())]
-            require(all(-1 <= p < s for p in pos), "transformer.scaled_dot_product_attention_decode",
-                    f"cur_pos_tensor values must be in [-1, {s}), got {pos}")
-            users_at: dict[int, list[int]] = defaultdict(list)
-            for u, p in enumerate(pos):
-                if p >= 0:
-                    users_at[p].append(u)
-            for p, users in users_at.items():  # one batched attention per distinct position
-                idx = slice(None) if len(users) == b else users
-                kk, vv = (t[:, :, :p + 1].expand(len(users), -1, -1, -1) if share_cache else t[idx, :, :p + 1]
-                          for t in (k, v))
-                res = F.scaled_dot_product_attention(qg[idx], kk, vv, scale=sc)
-                out[0, idx, :nh] = res.reshape(len(users), nh, dh)
+            pos = cur_pos if cur_pos is not None else host_list(cur_pos_tensor)
+            p = pos[0] if b else -1
+            if 0 <= p < s and pos.count(p) == b:  # every user at one position: one attention over 0..p
+                kk, vv = k[:, :, :p + 1], v[:, :, :p + 1]
+                if share_cache:
+                    kk, vv = kk.expand(b, -1, -1, -1), vv.expand(b, -1, -1, -1)
+                res = F.scaled_dot_product_attention(qg, kk, vv, scale=sc)
+            else:
+                out = _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache)
         else:
-            mask = attn_mask._value[0].reshape(b, nkv, nh // nkv, s)
+            mask = reshaped_value(attn_mask, (b, nkv, nh // nkv, s))  # [1, b, nh, s]; one mask, many layers
             if share_cache:
                 k, v = k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)
             res = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=sc)
-            out[0, :, :nh] = res.reshape(b, nh, dh)
-    return like(input_tensor_q, out, layout=Layout.TILE, memory_config=memory_config or DRAM_MEMORY_CONFIG)
+        if res is not None:
+            out = res.reshape(1, b, nh, dh)
+            if pnh != nh:  # the padding heads: zeros
+                out = torch.cat((out, _zeros((1, b, pnh - nh, dh), out)), 2)
+    dtype = input_tensor_q.dtype
+    if dtype is DataType.BFLOAT16:
+        out = out.bfloat16().float()  # quantize(out, bfloat16), inlined
+    elif dtype is not DataType.FLOAT32:
+        out = quantize(out, dtype)
+    return new_tensor(out, dtype, Layout.TILE, memory_config or DRAM_MEMORY_CONFIG, input_tensor_q._device)
+
+
+_ZEROS: dict = {}
+
+
+def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A zero tensor of ``shape`` (dtype / device of ``like``), cached: only ever read (concatenated)."""
+    key = (shape, like.dtype, like.device)
+    z = _ZEROS.get(key)
+    if z is None:
+        if len(_ZEROS) > 64:
+            _ZEROS.clear()
+        z = _ZEROS[key] = torch.zeros(shape, dtype=like.dtype, device=like.device)
+    return z
+
+
+def _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache) -> torch.Tensor:
+    """Causal decode with users at different positions (or skipped, -1): one attention per position."""
+    pos = [int(p) for p in pos]
+    require(all(-1 <= p < s for p in pos), "transformer.scaled_dot_product_attention_decode",
+            f"cur_pos_tensor values must be in [-1, {s}), got {pos}")
+    out = qg.new_zeros((1, b, pnh, dh))
+    users_at: dict[int, list[int]] = defaultdict(list)
+    for u, p in enumerate(pos):
+        if p >= 0:
+            users_at[p].append(u)
+    for p, users in users_at.items():  # one batched attention per distinct position
+        idx = slice(None) if len(users) == b else users
+        kk, vv = (t[:, :, :p + 1].expand(len(users), -1, -1, -1) if share_cache else t[idx, :, :p + 1]
+                  for t in (k, v))
+        res = F.scaled_dot_product_attention(qg[idx], kk, vv, scale=sc)
+        out[0, idx, :nh] = res.reshape(len(users), nh, dh)
+    return out
 
 
 # -- split_query_key_value_and_split_heads / concatenate_heads ------------------------------------
 
 def split_heads(x: torch.Tensor, kv: torch.Tensor | None, nh: int, nkv: int, dh: int, grouped: bool,
-                transpose_k: bool, tied: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                transpose_k: bool, tied: bool = False, views: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[..., S, W] fused projections → q [B, nh, S, dh], k [B, nkv, dh|S, S|dh], v [B, nkv, S, dh].
 
     Interleaved inputs hold the sections concatenated (Q heads | K heads | V heads, as ``nn.Linear`` makes
     them); sharded inputs hold them grouped per KV head (Q heads of group g, K_g, V_g).  With ``kv``, ``x`` is
-    Q only and ``kv`` holds K | V.  ``tied``: one K/V section that is both K and V.
+    Q only and ``kv`` holds K | V.  ``tied``: one K/V section that is both K and V.  ``views``: return
+    strided views of ``x`` / ``kv`` (where torch can express them) instead of contiguous copies.
     """
     lead, s = x.shape[:-2], x.shape[-2]
     nsec = 1 if tied else 2
@@ -290,9 +335,11 @@ def split_heads(x: torch.Tensor, kv: torch.Tensor | None, nh: int, nkv: int, dh:
         q = x[..., :nh * dh].reshape(*lead, s, nh, dh)
         k = x[..., nh * dh:(nh + nkv) * dh].reshape(*lead, s, nkv, dh)
         v = k if tied else x[..., (nh + nkv) * dh:].reshape(*lead, s, nkv, dh)
-    q, k, v = (t.movedim(-2, -3).contiguous() for t in (q, k, v))  # [.., S, H, dh] → [.., H, S, dh]
+    q, k, v = (t.movedim(-2, -3) for t in (q, k, v))  # [.., S, H, dh] → [.., H, S, dh]
     if transpose_k:
-        k = k.transpose(-1, -2).contiguous()
+        k = k.transpose(-1, -2)
+    if not views:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     return q, k, v
 
 

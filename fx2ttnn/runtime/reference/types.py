@@ -235,6 +235,11 @@ class Shape(tuple):
     def __new__(cls, dims):
         return tuple.__new__(cls, tuple(int(d) for d in dims))
 
+    @classmethod
+    def of_size(cls, size: torch.Size) -> "Shape":
+        """From a ``torch.Size`` (already ints): no per-dim conversion."""
+        return tuple.__new__(cls, size)
+
     def __repr__(self) -> str:
         return f"Shape({list(self)})"
 
