@@ -31,6 +31,8 @@ class ProgramReport:
     capture_seconds: float
     lowering_seconds: float
     weight_bytes: int
+    device_constant_bytes: int = 0   # bound once: weights, tables, prepared conv weights (plan_memory)
+    device_peak_bytes: int = 0       # constants + inputs + the most intermediates live at once (plan_memory)
 
     @property
     def fallback_count(self) -> int:
@@ -60,7 +62,8 @@ class Report:
                     name, v.key, lp.op_histogram(), lp.count(OpKind.COMPUTE) + lp.count(OpKind.DATA_MOVEMENT),
                     lp.count(OpKind.TRANSFER), lp.fallbacks(), bound.counts.ttnn_ops, bound.counts.transfers,
                     [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds,
-                    _uploaded_weight_bytes(lp)))
+                    _uploaded_weight_bytes(lp), lp.graph_module.meta.get("memory", {}).get("constants", 0),
+                    lp.graph_module.meta.get("memory", {}).get("peak", 0)))
         return rep
 
     def program(self, name: str, key: tuple[int, ...] | None = None) -> ProgramReport:
@@ -78,7 +81,8 @@ class Report:
         for p in self.programs:
             lines.append(f"\n[{p.name} {'x'.join(map(str, p.key))}] {p.ops_per_call} TTNN ops per call, "
                          f"{p.transfers_per_call} host<->device transfers per call, {len(p.host_fallbacks)} host "
-                         f"fallbacks, weights {p.weight_bytes / 2**20:.1f} MiB, capture {p.capture_seconds:.1f} s, "
+                         f"fallbacks, weights {p.weight_bytes / 2**20:.1f} MiB, peak device memory "
+                         f"{p.device_peak_bytes / 2**20:.1f} MiB, capture {p.capture_seconds:.1f} s, "
                          f"passes {p.lowering_seconds:.1f} s")
             lines.append("  ops: " + ", ".join(f"{k} x{v}" for k, v in p.ops.items()))
             for f in p.host_fallbacks:

@@ -48,7 +48,9 @@ def spec_from_value(value: Any) -> TensorSpec | None:
         memory = None
         if mc is not None:
             memory = mc.buffer_type.value if not mc.is_sharded else f"{mc.buffer_type.value}_{mc.memory_layout.value}"
-        return TensorSpec(tuple(value.shape), value.dtype.value, value.layout.name, memory, value.device() is not None)
+        # prepared conv weights are stored in the device's own layout (reference: ``device_shape``)
+        shape = tuple(getattr(value, "device_shape", None) or value.shape)
+        return TensorSpec(shape, value.dtype.value, value.layout.name, memory, value.device() is not None)
     if isinstance(value, torch.Tensor):
         return TensorSpec(tuple(value.shape), str(value.dtype), None, None, False)
     return None

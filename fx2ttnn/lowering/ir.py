@@ -38,6 +38,7 @@ class OpKind(enum.Enum):
     DATA_MOVEMENT = "data_movement"
     TRANSFER = "transfer"      # host <-> device (from_torch, to_torch, to_device, from_device)
     HOST = "host"              # host fallback: an ATen op executed by torch on the host
+    MEMORY = "memory"          # buffer management (ttnn.deallocate): no computation, not counted as an op
 
 
 @dataclass(frozen=True, eq=False)

@@ -48,7 +48,7 @@ typecast = _op("typecast", DM)
 to_memory_config = _op("to_memory_config", DM)
 interleaved_to_sharded = _op("interleaved_to_sharded", DM)
 sharded_to_interleaved = _op("sharded_to_interleaved", DM)
-deallocate = _op("deallocate", DM)
+deallocate = _op("deallocate", OpKind.MEMORY)
 
 # -- compute -------------------------------------------------------------------------------------
 linear = _op("linear", tile=(0, 1, "bias"))

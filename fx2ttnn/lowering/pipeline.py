@@ -96,6 +96,7 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.lower_linear import LowerLinear
     from ..passes.lower_matmul import LowerMatmul
     from ..passes.lower_softmax import LowerSoftmax
+    from ..passes.plan_memory import PlanMemory
 
     passes = [
         Canonicalize(), FoldConstants(), Decompose(), FoldBatchNorm(), Conv1dToConv2d(dtype),
@@ -106,6 +107,7 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     ]
     if invariant_inputs:  # a step program: per-utterance work moves into its prologue
         passes.append(HoistInvariants(invariant_inputs))
+    passes.append(PlanMemory())
     return passes
 
 
@@ -139,6 +141,8 @@ def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[st
         pgm, psig = gm.meta.pop("prologue")
         verify(pgm, f"{captured.name}.prologue")
         prune_constants(pgm)
+        from ..passes.plan_memory import PlanMemory
+        PlanMemory()(pgm)
         pins, pouts = _io_specs(pgm)
         prologue = LoweredProgram(f"{captured.name}.prologue", pgm, psig, pins, pouts)
     return LoweredProgram(captured.name, gm, signature, ins, outs, result.records, captured.seconds,

@@ -87,11 +87,11 @@ def format_program(program: "LoweredProgram") -> str:
 # depends only on them) and ``groups`` (a cluster label per node) come from ``tools/graph_analysis.py``;
 # this module only renders.
 
-NODE_KINDS = ("input", "constant", "output", "compute", "data_movement", "transfer", "host", "aten", "getitem",
-              "other")
+NODE_KINDS = ("input", "constant", "output", "compute", "data_movement", "transfer", "host", "memory", "aten",
+              "getitem", "other")
 # DOT fill colours by node kind: compute blue, data movement orange, transfers purple, host fallbacks red.
 KIND_COLORS = {"compute": "#9ecae1", "data_movement": "#fdae6b", "transfer": "#bcbddc", "host": "#fb6a4a",
-               "aten": "#f0f0f0", "input": "#c7e9c0", "output": "#c7e9c0", "constant": "#d9d9d9",
+               "memory": "#ffffff", "aten": "#f0f0f0", "input": "#c7e9c0", "output": "#c7e9c0", "constant": "#d9d9d9",
                "getitem": "#ffffff", "other": "#ffffff"}
 
 

@@ -85,8 +85,9 @@ def _hoisted_name(node: torch.fx.Node, taken: set[str]) -> str:
     from ..lowering.ir import source_module
     consumers = [u for u in node.users]
     where = source_module(consumers[0]) if consumers else ""
-    base = "hoisted_" + (where.rsplit(".", 2)[-2] + "_" + where.rsplit(".", 1)[-1] if where.count(".") >= 1
-                         else where or node.name)
+    parts = [p for p in where.split(".") if p] or [node.name]
+    keep = parts[-3:] if len(parts) >= 3 and parts[-2].isdigit() else parts[-2:]  # layers.0.encoder_attn
+    base = "hoisted_" + "_".join(keep)
     base = "".join(ch if ch.isalnum() else "_" for ch in base)
     name, i = base, 1
     while name in taken:

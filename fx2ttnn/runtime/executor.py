@@ -32,6 +32,7 @@ class CallCounts:
     ttnn_ops: int = 0
     host_ops: int = 0
     transfers: int = 0
+    deallocations: int = 0
 
 
 def _is_constant(node: torch.fx.Node, const: set[torch.fx.Node]) -> bool:
@@ -148,6 +149,8 @@ class BoundProgram:
                     self.counts.host_ops += 1
                 elif kind is OpKind.TRANSFER:
                     self.counts.transfers += 1
+                elif kind is OpKind.MEMORY:
+                    self.counts.deallocations += 1
                 else:
                     self.counts.ttnn_ops += 1
             self._names[n] = var

@@ -175,6 +175,12 @@ def _side_inputs(gm: torch.fx.GraphModule) -> set[torch.fx.Node]:
     return side
 
 
+def _frees(node: torch.fx.Node) -> bool:
+    """A ``ttnn.deallocate`` (plan_memory): it holds no value and reads its input only to free it."""
+    from ..lowering.ir import OpKind
+    return getattr(node.target, "kind", None) is OpKind.MEMORY
+
+
 def _inside(module: str, node: torch.fx.Node) -> bool:
     from ..lowering.ir import source_module
     s = source_module(node)
@@ -228,14 +234,15 @@ def find_tap(site: Site, graphs: Sequence[tuple[str, torch.fx.GraphModule]], out
     found: tuple[str, torch.fx.GraphModule, torch.fx.Node, set] | None = None
     for label, gm in graphs:
         const = _constants(gm)
-        members = {n for n in gm.graph.nodes if n.op == "call_function" and _inside(site.module, n)}
+        members = {n for n in gm.graph.nodes if n.op == "call_function" and _inside(site.module, n)
+                   and not _frees(n)}
         live = [n for n in gm.graph.nodes if n in members and n not in const]
         if live:
             found = (label, gm, live[-1], members)
     if found is None:
         return Tap(reason="no lowered node computes from this module's inputs")
     label, gm, node, members = found
-    leaves = any(u not in members for u in node.users)
+    leaves = any(u not in members and not _frees(u) for u in node.users)
     if not leaves:
         return Tap(reason=f"its last lowered node {node.name} ({_op_name(node)}) is not read outside the module")
     side = _side_inputs(gm)
@@ -332,7 +339,8 @@ class TapProgram:
                 out = fn(*args, **self._resolve(node.kwargs, env))
                 value = args[inplace] if inplace is not None else out
             env[node] = value
-            if node in self.taps and not isinstance(value, (tuple, list)):  # tuple-valued ops: their getitems
+            if node in self.taps and not isinstance(value, (tuple, list)) and not _frees(node):
+                # (tuple-valued ops: their getitems; deallocations hold no value)
                 record[node] = self._host(value)
             for dead in self._free.get(node, ()):
                 del env[dead]

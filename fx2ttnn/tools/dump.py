@@ -30,7 +30,9 @@ the longest dependency chain and ops per HF layer (``graph_analysis``, networkx)
   prepared conv weights, not their host originals);
 - ``per_call_read_bytes``: the bytes of those constants one call reads: whole tensors, except tables that
   ``ttnn.embedding`` gathers from, of which only the rows gathered count.  For ``decoder_step`` this is the
-  **per-decode-step bytes**: the weights/constants each decode step reads.
+  **per-decode-step bytes**: the weights/constants each decode step reads;
+- ``peak_device_bytes``: the peak device memory of a call (``plan_memory``): constants + inputs + the most
+  intermediates live at once, each freed by ``ttnn.deallocate`` after its last use.
 
 Without ``--out`` nothing is written: text prints the graphs after the ``--print-after`` passes (default
 none), the program tables and the summary; json prints one ``dump`` document; dot prints the DOT graphs;
@@ -102,6 +104,8 @@ DEFINITIONS = {
                            "tables, of which only the gathered rows count",
     "per_decode_step.constant_read_bytes": "decoder_step's per_call_read_bytes: weights/constants one decode "
                                            "step reads",
+    "peak_device_bytes": "plan_memory's peak: constants + inputs + the most per-call intermediates live at once, "
+                         "each freed by ttnn.deallocate after its last use",
     "ops_per_call": "TTNN compute and data-movement ops run per call (bind-time ops excluded)",
     "longest_chain": "longest chain of per-call ops each reading the previous one",
 }
@@ -134,7 +138,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "node": _obj({"name": _S, "op": {"enum": ["placeholder", "get_attr", "call_function", "output"]},
                       "target": {"type": ["string", "null"]},
                       "kind": {"enum": ["input", "constant", "output", "compute", "data_movement", "transfer",
-                                        "host", "aten", "getitem", "other"]},
+                                        "host", "memory", "aten", "getitem", "other"]},
                       "spec": {"oneOf": [{"type": "null"}, _ref("spec")]}, "inputs": _arr(_S), "args": _arr(_S),
                       "kwargs": {"type": "object", "additionalProperties": _S}, "module": _S,
                       "fallback_reason": {"type": ["string", "null"]}, "phase": {"enum": ["bind", "call", None]}}),
@@ -147,7 +151,8 @@ JSON_SCHEMA: dict[str, Any] = {
             "host_fallbacks": _arr(_obj({"op": _S, "module": _S, "reason": _S, "node": _S})),
             "transfers": _arr(_obj({"node": _S, "op": _S, "module": _S, "spec": _S, "nbytes": _I, "direction": {
                 "enum": ["host_to_device", "device_to_host", "host", "device"]}})),
-            "weight_bytes": _I, "constant_bytes": _I, "per_call_read_bytes": _I,
+            "weight_bytes": _I, "constant_bytes": _I, "per_call_read_bytes": _I, "peak_device_bytes": _I,
+            "deallocations_per_call": _I,
             "longest_chain": _obj({"length": _I, "nodes": _arr(_S)}),
             "modules": _arr(_obj({"module": _S, "ops_per_call": _I, "feeds": _arr(_S)}))}),
         "pass_doc": _obj({**_HEAD, "kind": {"const": "pass"}, "program": _S, "variant": _arr(_I),
@@ -305,7 +310,8 @@ def _stats_lines(name: str, st: dict[str, Any], indent: str = "  ") -> list[str]
              f"host<->device transfers per call, {len(st['host_fallbacks'])} host fallbacks; "
              f"{st['bind_time_ops']} bind-time ops",
              f"{indent}bytes: weights uploaded {_mib(st['weight_bytes'])}, constants resident "
-             f"{_mib(st['constant_bytes'])}, constants read per call {_mib(st['per_call_read_bytes'])}"]
+             f"{_mib(st['constant_bytes'])}, constants read per call {_mib(st['per_call_read_bytes'])}, peak device "
+             f"memory {_mib(st['peak_device_bytes'])} ({st['deallocations_per_call']} deallocations per call)"]
     lines += _wrap("ops per call: ", _hist(st["op_histogram_per_call"]).split(", "), indent)
     lines += _wrap("bind-time ops: ", _hist(st["op_histogram_bind_time"]).split(", "), indent)
     lines.append(f"{indent}longest dependency chain: {chain['length']} ops"

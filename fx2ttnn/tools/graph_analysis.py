@@ -191,7 +191,7 @@ def program_stats(gm: torch.fx.GraphModule) -> dict[str, Any]:
             host_per_call += 1
         elif kind is OpKind.TRANSFER:
             transfers_per_call += 1
-        else:
+        elif kind is not OpKind.MEMORY:
             ops_per_call += 1
     transfers = [{"node": n.name, "op": target_name(n), "direction": _direction(n), "module": source_module(n),
                   "spec": str(_spec(n)) if _spec(n) is not None else "?",
@@ -223,6 +223,9 @@ def program_stats(gm: torch.fx.GraphModule) -> dict[str, Any]:
         "weight_bytes": sum(_spec(n).nbytes for n in uploads if _spec(n) is not None),
         "constant_bytes": sum(_device_bytes(n) for n in per_call_constants(g, bound)),
         "per_call_read_bytes": per_call_read_bytes(g, bound),
+        "peak_device_bytes": gm.meta.get("memory", {}).get("peak", 0),
+        "deallocations_per_call": sum(1 for n in calls if n not in bound and getattr(n.target, "kind", None)
+                                      is OpKind.MEMORY),
         "longest_chain": {"length": len(chain), "nodes": [n.name for n in chain]},
         "modules": modules,
     }

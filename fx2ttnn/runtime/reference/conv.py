@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 
 from .matmul import apply_activation
-from .tensor import Device, Tensor, checked, quantize, require, wrap
+from .tensor import device_nbytes, Device, Tensor, checked, quantize, require, wrap
 from .types import (
     BufferType, Conv2dConfig, DataType, DRAM_MEMORY_CONFIG, Layout, MemoryConfig, TensorMemoryLayout,
     UnaryOpType, UnaryWithParam, WormholeComputeKernelConfig,
@@ -135,6 +135,22 @@ class PreparedConvTensor(Tensor):
         self.role = role
         self.geometry = geometry
         self.has_bias = has_bias
+        # the device holds a weight as the tiled matrix [kH*kW*I, O] (a bias as a [1, O] row), not as tiled OIHW
+        # (which would pad each (kH, kW) face to 32 x 32): account for that size
+        if device is not None and value.device.type != "meta":
+            device._free(self._nbytes)
+            self._nbytes = device_nbytes(self.device_shape, Layout.TILE, dtype)
+            device._alloc(self._nbytes)
+
+    @property
+    def device_shape(self) -> tuple[int, ...]:
+        """The shape the device stores: ``[1, 1, kH*kW*I, O]`` for a weight, ``[1, 1, 1, O]`` for a bias."""
+        shape = tuple(self._checked_value().shape)
+        if len(shape) == 4 and self.role == "weight":
+            a, b, kh, kw = shape  # OIHW, or IOHW for a transposed conv
+            i, o = (a, b) if self.geometry.op == "conv_transpose2d" else (b, a)
+            return (1, 1, kh * kw * i, o)
+        return (1, 1, 1, shape[-1])
 
     def __repr__(self) -> str:
         return f"Prepared{self.role.capitalize()}({super().__repr__()}, for {self.geometry.describe()})"
