@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from .tensor import (
-    Device, Tensor, checked, like, quantize, require, require_device, require_layout, require_output, wrap,
-    write_into,
+    Device, Tensor, capture_of, checked, like, quantize, require, require_device, require_layout, require_output,
+    wrap, write_into,
 )
 from .types import (
     DataType, Layout, MathFidelity, MemoryConfig, ShardOrientation, ShardSpec, ShardStrategy,
@@ -243,7 +243,10 @@ def clone(input_tensor, *args, memory_config=None, dtype=None, **kwargs):
 def deallocate(tensor, force=True):
     """Free the tensor's device buffer; any later use raises (as on device)."""
     if isinstance(tensor, Tensor):
+        trace = capture_of((tensor,), {})
         tensor._release()
+        if trace is not None:
+            trace.record("deallocate", deallocate, (tensor,), {"force": force}, None)
 
 
 def reallocate(tensor, memory_config=None):

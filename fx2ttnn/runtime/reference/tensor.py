@@ -439,17 +439,34 @@ def transposed_value(t: Tensor) -> torch.Tensor:
 # op registration: every public op is a check (contract) + kernel (computation)
 
 
+def capture_of(args: tuple, kwargs: dict) -> Any:
+    """The trace being captured on the device of an op's tensor/device arguments, or None (``trace.py``)."""
+    for a in itertools.chain(args, kwargs.values()):
+        for x in (a if isinstance(a, (list, tuple)) else (a,)):
+            dev = x._device if isinstance(x, Tensor) else (x if isinstance(x, Device) else None)
+            if dev is not None and dev.capturing is not None:
+                return dev.capturing
+    return None
+
+
 def checked(check: Callable[..., None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a kernel with its contract check.
 
-    The public function runs ``check`` then the kernel; ``public.unchecked`` is the bare kernel, which
+    The public function runs ``check`` then the kernel (recording the call while a trace is being captured on
+    the device, see ``trace.py``); ``public.unchecked`` is the bare kernel, which
     the executor binds after it has validated a whole program once (abstractly, on meta tensors), so the
     contract is verified at bind time and not re-verified on every decode step.
     """
     def deco(kernel: Callable[..., Any]) -> Callable[..., Any]:
         def public(*args: Any, **kwargs: Any) -> Any:
             check(*args, **kwargs)
-            return kernel(*args, **kwargs)
+            trace = capture_of(args, kwargs)
+            if trace is None:
+                return kernel(*args, **kwargs)
+            trace.admit(kernel.__name__)
+            out = kernel(*args, **kwargs)
+            trace.record(kernel.__name__, kernel, args, kwargs, out)
+            return out
         public.__name__ = kernel.__name__
         public.__qualname__ = kernel.__qualname__
         public.__doc__ = kernel.__doc__
