@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import torch
 from torch import nn
@@ -23,6 +23,10 @@ from .lowering.ir import TensorSpec
 from .lowering.pipeline import LoweredProgram, lower_program
 from .runtime.backend import Backend, open_backend
 from .runtime.executor import BoundProgram
+
+if TYPE_CHECKING:
+    from .report import Report
+    from .runtime.trace import TracedStep
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
@@ -58,7 +62,7 @@ class LoweredSpeechT5:
     """SpeechT5 text-to-speech lowered to TTNN programs; ``generate_speech`` mirrors HF's."""
 
     def __init__(self, model: nn.Module, vocoder: nn.Module | None, *, backend: Backend, dtype: str, max_steps: int,
-                 prenet_dropout: bool, dump: DumpOptions | None = None):
+                 prenet_dropout: bool, dump: DumpOptions | None = None, keep_host_weights: bool = True):
         self.model = model
         self.vocoder = vocoder
         self.config = model.config
@@ -67,12 +71,16 @@ class LoweredSpeechT5:
         self.max_steps = max_steps
         self.prenet_dropout = prenet_dropout
         self.dump = dump or DumpOptions()
+        self.keep_host_weights = keep_host_weights
+        self.host_bytes_released = 0
         self.text_buckets = s5.text_buckets(self.config.max_text_positions)
         self._variants: dict[tuple[str, tuple[int, ...]], ProgramVariant] = {}
         self._extra_vocoders: dict[int, "LoweredSpeechT5"] = {}
         self._state: dict[tuple[int, int], Any] = {}
         self.lower_seconds = 0.0
         self.stop_check_interval = DEFAULT_STOP_CHECK_INTERVAL
+        self.trace = not backend.is_reference  # replay the decode step as a ttnn trace (see lower_model)
+        self._traces: dict[tuple[int, int], Any] = {}
 
     # -- programs ----------------------------------------------------------------------------
     @property
@@ -104,6 +112,10 @@ class LoweredSpeechT5:
             if lowered.prologue is not None:
                 prologue = BoundProgram(lowered.prologue.graph_module, self.backend, name=f"{name}{list(key)}.prologue",
                                         output_names=lowered.prologue.signature.outputs)
+            if not self.keep_host_weights:  # the device copies are what runs; free the host originals
+                self.host_bytes_released += bound.release_host_constants()
+                if prologue is not None:
+                    self.host_bytes_released += prologue.release_host_constants()
             self._variants[k] = ProgramVariant(name, tuple(key), lowered, bound, prologue)
             self.lower_seconds += time.perf_counter() - t0
         return self._variants[k]
@@ -196,6 +208,23 @@ class LoweredSpeechT5:
                                vocoder=vocoder, return_output_lengths=return_output_lengths, seed=seed,
                                progress=progress, stop_check_interval=stop_check_interval)
 
+    def traced_step(self, key: tuple[int, int]) -> "TracedStep":
+        """The decode step of variant ``key`` (batch, text bucket) as a ttnn trace, made on first use."""
+        from .runtime.generate import decode_state
+        from .runtime.trace import TracedStep
+
+        if key not in self._traces:
+            v = self.variant("decoder_step", key)
+            state = decode_state(self, key[0], v.lowered.input_specs)
+            self._traces[key] = TracedStep(self.backend.ttnn, self.backend.device, v.bound, state)
+        return self._traces[key]
+
+    def release_traces(self) -> None:
+        """Free the device traces of the decode step (they are captured again when next needed)."""
+        for t in self._traces.values():
+            t.release()
+        self._traces.clear()
+
     def lowered_vocoder_for(self, vocoder: nn.Module) -> "LoweredSpeechT5":
         """The lowering that owns ``vocoder``: this one, or a vocoder-only lowering made on first use."""
         if vocoder is self.vocoder:
@@ -204,7 +233,8 @@ class LoweredSpeechT5:
         if key not in self._extra_vocoders:
             s5.check_supported(self.model, vocoder)
             self._extra_vocoders[key] = LoweredSpeechT5(self.model, vocoder, backend=self.backend, dtype=self.dtype,
-                                                        max_steps=self.max_steps, prenet_dropout=self.prenet_dropout)
+                                                        max_steps=self.max_steps, prenet_dropout=self.prenet_dropout,
+                                                        keep_host_weights=self.keep_host_weights)
         return self._extra_vocoders[key]
 
     def report(self) -> "Report":
@@ -216,7 +246,8 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
                 dtype: str = "bfloat16", max_steps: int | None = None, prenet_dropout: bool = True,
                 device: str | None = None, dump_dir: str | Path | None = None,
                 print_after: Iterable[str] | Literal["all"] = (),
-                programs: Iterable[str] | None = None) -> LoweredSpeechT5:
+                programs: Iterable[str] | None = None, trace: bool | None = None,
+                stop_check_interval: int | None = None, keep_host_weights: bool = False) -> LoweredSpeechT5:
     """Trace ``model`` (a ``SpeechT5ForTextToSpeech``) and ``vocoder`` (a ``SpeechT5HifiGan``), lower them to
     TTNN programs and bind them to ``backend``.
 
@@ -230,6 +261,15 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
         device: for the reference backend, the torch device its kernels run on ("cpu", "cuda").
         dump_dir / print_after: write / print the graph after each pass (see ``fx2ttnn dump``).
         programs: which programs to lower now (default: all); the others are lowered when first used.
+        trace: replay the decode step as a ttnn trace (``begin_trace_capture`` / ``execute_trace``, captured on
+            first use per batch size and text bucket; ``runtime/trace.py``).  Default: on for the real ttnn;
+            off for the reference, which runs the bound call list (its host-side mirror); ``True`` there
+            runs the reference's trace emulation.
+        stop_check_interval: decode steps between reads of the stop probabilities (one host sync per k
+            steps; the output is the same for every k).  Default ``DEFAULT_STOP_CHECK_INTERVAL``.
+        keep_host_weights: keep the host copies of the weights in the lowered graphs after they are uploaded
+            (default: released, as a device port would; the graphs keep their shapes and dtypes).  Needed to
+            bind a program again or export its weights (``fx2ttnn compare`` / ``export`` keep them).
     """
     s5.check_supported(model, vocoder)
     if dtype not in DTYPES:
@@ -245,7 +285,14 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
     t0 = time.perf_counter()
     tts = LoweredSpeechT5(model, vocoder, backend=open_backend(backend, device=device), dtype=dtype,
                           max_steps=max_steps, prenet_dropout=prenet_dropout,
-                          dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after))
+                          dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after),
+                          keep_host_weights=keep_host_weights)
+    if trace is not None:
+        tts.trace = bool(trace)
+    if stop_check_interval is not None:
+        if int(stop_check_interval) < 1:
+            raise UnsupportedModelError(f"stop_check_interval must be >= 1, got {stop_check_interval}")
+        tts.stop_check_interval = int(stop_check_interval)
     wanted = tts.program_names if programs is None else tuple(programs)
     unknown = set(wanted) - set(tts.program_names)
     if unknown:

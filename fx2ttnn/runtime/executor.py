@@ -59,6 +59,8 @@ class BoundProgram:
         self._globals: dict[str, Any] = {"torch": torch, "math": math}
         self._names: dict[torch.fx.Node, str] = {}
         self.counts = CallCounts()
+        self._checked_fns: dict[str, Any] = {}  # global name -> the checked function (reference backend)
+        self._run_checked: Callable[..., tuple] | None = None
         self._bind_constants(gm)
         self.source = self._codegen(gm)
         scope: dict[str, Any] = {}
@@ -138,6 +140,8 @@ class BoundProgram:
                 lines.append(f"    {var} = {self._expr(n.args[0])}[{self._expr(n.args[1])}]")
             else:
                 fn = self._global("f", self._fn(target))
+                if isinstance(target, TTNNOp) and self.backend.is_reference:
+                    self._checked_fns[fn] = resolve_path(self.backend.ttnn, target.name)
                 inplace = getattr(target, "inplace", None)
                 if inplace is not None:
                     lines.append(f"    {fn}({args})")
@@ -173,6 +177,47 @@ class BoundProgram:
             if got is None or got.shape != spec.shape or got.dtype != spec.dtype or got.layout != spec.layout \
                     or got.on_device != spec.on_device:
                 raise GenerationError(f"{self.name} input '{ph.name}' must be {spec}, got {got}")
+
+    def release_host_constants(self) -> int:
+        """Drop the host copies of constants that only bind-time ops read (weights, once uploaded): the graph
+        keeps a meta tensor of the same shape and dtype in their place.  Returns the bytes released.  After
+        this the graph cannot be bound again (a new lowering can); tools that re-bind or export weights use
+        a lowering that keeps them (``lower_model(keep_host_weights=True)``)."""
+        gm = self.graph_module
+        released = 0
+        for node in gm.graph.nodes:
+            if node.op != "get_attr" or not node.users or any(u not in self._constants for u in node.users):
+                continue
+            owner_path, _, attr = node.target.rpartition(".")
+            owner = resolve_path(gm, owner_path) if owner_path else gm
+            value = getattr(owner, attr)
+            if not isinstance(value, torch.Tensor) or value.device.type == "meta":
+                continue
+            released += value.numel() * value.element_size()
+            meta = torch.empty(value.shape, dtype=value.dtype, device="meta")
+            if isinstance(value, torch.nn.Parameter):
+                meta = torch.nn.Parameter(meta, requires_grad=False)
+            if attr in getattr(owner, "_parameters", {}):
+                owner._parameters[attr] = meta
+            elif attr in getattr(owner, "_buffers", {}):
+                owner._buffers[attr] = meta
+            else:
+                setattr(owner, attr, meta)
+        return released
+
+    @property
+    def run_checked(self) -> Callable[..., tuple]:
+        """``run`` with every ttnn call through the public, checked function (the same function as ``run`` on
+        the real ttnn).  Trace capture goes through it: the reference records checked calls (``trace.py``)."""
+        if self._run_checked is None:
+            if not self._checked_fns:
+                self._run_checked = self.run
+            else:
+                scope: dict[str, Any] = {}
+                exec(compile(self.source, f"<fx2ttnn {self.name} checked>", "exec"),
+                     {**self._globals, **self._checked_fns}, scope)
+                self._run_checked = scope["run"]
+        return self._run_checked
 
     def __call__(self, *inputs: Any) -> tuple:
         if not self._validated:

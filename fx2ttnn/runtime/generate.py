@@ -10,6 +10,9 @@ with ``S`` the given input length; an utterance stops at the first step ``>= min
 ``sum(stop probabilities) >= threshold``, or at ``maxlen``; each utterance's spectrogram is the postnet
 over its own frames; batched outputs are zero-padded; ``return_output_lengths`` gives HF's lengths.
 
+With ``lower_model(trace=True)`` (the default on a real device) the decode step is a ttnn trace, captured
+on first use and replayed each step (``runtime/trace.py``); otherwise the bound program runs each step.
+
 The stop probabilities are read once every ``stop_check_interval`` steps (``lower_model``'s default, or per
 call): the host syncs once per k steps, then applies HF's rule to each of those steps in order; frames decoded
 after the step where the last utterance stopped are discarded, so the output is the same for every k.
@@ -99,7 +102,7 @@ def dropout_tables(tts: "LoweredSpeechT5", seed: int | None) -> list[torch.Tenso
             for _ in range(cfg.speech_decoder_prenet_layers)]
 
 
-def _decode_state(tts: "LoweredSpeechT5", bsz: int, specs: dict[str, TensorSpec]) -> dict[str, Any]:
+def decode_state(tts: "LoweredSpeechT5", bsz: int, specs: dict[str, TensorSpec]) -> dict[str, Any]:
     """KV caches for batch ``bsz``: allocated (zeroed) once and reused; stale entries are always masked."""
     if bsz not in tts._state:
         ttnn, device = tts.backend.ttnn, tts.backend.device
@@ -142,7 +145,7 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     step, specs = step_variant.bound, step_variant.lowered.input_specs
     t0 = time.perf_counter()
     env: dict[str, Any] = dict(zip(enc.lowered.signature.outputs, enc.bound(ids, mask, speaker_embeddings.float())))
-    env.update(_decode_state(tts, bsz, specs))
+    env.update(decode_state(tts, bsz, specs))
     env["position"] = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
     env["frame"] = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
     if tts.prenet_dropout:
@@ -152,6 +155,9 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     if step_variant.prologue is not None:
         pro = step_variant.prologue
         env.update(zip(pro.output_names, pro(*[env[n] for n in pro.input_names])))
+    traced = tts.traced_step((bsz, bucket)) if tts.trace else None
+    if traced is not None:
+        traced.start(env)  # inputs into the trace's fixed buffers (the first utterance also captures)
     t_enc = time.perf_counter() - t0
     args = [env[n] for n in step.input_names]
     frame_slot = step.input_names.index("frame")
@@ -169,7 +175,10 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     t0 = t_step = time.perf_counter()
     while len(stops) < bsz:
         idx += 1
-        spectrum, prob, args[frame_slot] = step(*args)
+        if traced is not None:
+            spectrum, prob = traced()
+        else:
+            spectrum, prob, args[frame_slot] = step(*args)
         spectra.append(spectrum)
         if idx >= minlen or idx >= tts.max_steps:
             pending.append((idx, prob))

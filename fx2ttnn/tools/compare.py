@@ -52,6 +52,7 @@ import torch.fx
 from torch import nn
 
 from ..accuracy import OP_ATOL, min_pcc
+from ..errors import UnsupportedModelError
 from .common import CliError, load_pretrained, notice
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
@@ -289,6 +290,10 @@ class TapProgram:
                 continue
             if node.op == "get_attr":
                 values[node] = resolve_path(gm, node.target)
+                if isinstance(values[node], torch.Tensor) and values[node].device.type == "meta":
+                    raise UnsupportedModelError(
+                        f"{self.name}: its weights were released after upload; compare needs a lowering made "
+                        "with lower_model(..., keep_host_weights=True)")
             else:
                 fn = resolve_path(ttnn, node.target.name) if isinstance(node.target, TTNNOp) else \
                     (node.target.target if isinstance(node.target, HostOp) else node.target)
@@ -651,7 +656,7 @@ def compare_model(model: nn.Module, vocoder: nn.Module | None = None, *, dtype: 
         from .. import model as model_module
         max_steps = max(32, -(-(steps + 1) // 32) * 32)
         tts = model_module.lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype,
-                                       max_steps=max_steps, prenet_dropout=False)
+                                       max_steps=max_steps, prenet_dropout=False, keep_host_weights=True)
     bucket = s5.bucket_for(text_len, tts.text_buckets, "text length")
     fb = s5.frame_bucket(steps * r)
     keys = {"encoder": (1, bucket), "decoder_step": (1, bucket), "postnet": (1, fb), "vocoder": (1, fb)}

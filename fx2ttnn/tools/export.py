@@ -671,6 +671,9 @@ class ScriptWriter:
         value = resolve_path(gm, c.target)
         if not isinstance(value, torch.Tensor):
             raise ExportError(f"constant {c.target} is a {type(value).__name__}, not a tensor")
+        if value.device.type == "meta":
+            raise ExportError(f"constant {c.target}: the host weights were released after upload; export needs a "
+                              "lowering made with lower_model(..., keep_host_weights=True)")
         value = value.detach()
 
         def bf16_upload(u: torch.fx.Node) -> bool:

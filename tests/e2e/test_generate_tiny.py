@@ -220,3 +220,67 @@ def test_stop_check_interval_changes_only_how_often_the_host_reads(tiny_models, 
     assert lens == every_len and torch.equal(out, every)
     assert g.steps == steps and g.steps_discarded < interval
     assert g.transfers_per_step <= 1 / interval + 1 / (g.steps + g.steps_discarded)
+
+
+def test_traced_decode_step_matches_the_bound_step(tiny_models):
+    """trace=True (the real device's default) replays the captured step: the same output bit for bit, across
+    utterances of different inputs (fixed buffers refreshed, dropout masks included), one trace per variant."""
+    model, _ = tiny_models
+    kw = dict(backend="reference", dtype="bfloat16", max_steps=128, prenet_dropout=True)
+    bound = lower_model(model, **kw)
+    traced = lower_model(model, trace=True, **kw)
+    assert traced.trace and not bound.trace
+    for seed, lengths in [(1, [11]), (2, [7]), (3, [13, 9])]:
+        ids, spk = _inputs(seed, lengths)
+        gen = dict(threshold=10.0, maxlenratio=3.0, seed=seed, return_output_lengths=True)
+        want, want_len = bound.generate_speech(ids, spk, **gen)
+        got, got_len = traced.generate_speech(ids, spk, **gen)
+        assert got_len == want_len and torch.equal(got, want)
+    device = traced.backend.device
+    assert sorted(traced._traces) == [(1, 32), (2, 32)] and len(device.traces) == 2
+    traced.release_traces()
+    assert not device.traces
+
+
+def test_trace_capture_rejects_host_work_inside_the_step(tiny_models):
+    """A step that reads to the host mid-step cannot be captured: the reference raises as the device would."""
+    from fx2ttnn.errors import TTNNContractError
+    from fx2ttnn.runtime.trace import TracedStep
+
+    model, _ = tiny_models
+    tts = lower_model(model, backend="reference", dtype="float32", max_steps=32, prenet_dropout=False,
+                      programs=["decoder_step"], trace=True)
+    ttnn = tts.backend.ttnn
+    step = tts.variant("decoder_step", (1, 32)).bound
+    real_run = step.run_checked
+    step._run_checked = lambda *a: (ttnn.to_torch(a[0]), real_run(*a))[1]
+    traced = TracedStep(ttnn, tts.backend.device, step, {})
+    env = {n: ttnn.allocate_tensor_on_device(ttnn.Shape(list(s.shape)), getattr(ttnn, s.dtype),
+                                             getattr(ttnn, f"{s.layout}_LAYOUT"), tts.backend.device)
+           for n, s in zip(step.input_names, step.input_specs)}
+    with pytest.raises(TTNNContractError, match="host-synchronizing work is not supported while a trace capture"):
+        traced.start(env)
+    assert not ttnn.is_trace_capture_active(tts.backend.device)
+
+
+def test_host_weights_are_released_after_upload_unless_kept(tiny_models, no_prenet_dropout, tmp_path):
+    """lower_model frees the host copies of uploaded weights (the graphs keep meta tensors); the output is the
+    same; tools that re-bind or export refuse such a lowering with a clear error."""
+    from fx2ttnn.tools.export import ExportError, export_variant
+
+    model, vocoder = tiny_models
+    kw = dict(backend="reference", dtype="float32", max_steps=32, prenet_dropout=False)
+    kept = lower_model(model, vocoder=vocoder, keep_host_weights=True, **kw)
+    freed = lower_model(model, vocoder=vocoder, **kw)
+    assert kept.host_bytes_released == 0 and freed.host_bytes_released > 0
+    gm = freed.variant("decoder_step", (1, 32)).lowered.graph_module
+    consts = [t for n, t in gm.named_buffers()] + [getattr(gm, n.target) for n in gm.graph.nodes
+                                                    if n.op == "get_attr" and "." not in n.target]
+    assert consts and any(t.device.type == "meta" for t in consts if isinstance(t, torch.Tensor))
+    ids, spk = _inputs(4, [9])
+    assert torch.equal(kept.generate_speech(ids, spk, threshold=10.0, maxlenratio=2.0),
+                       freed.generate_speech(ids, spk, threshold=10.0, maxlenratio=2.0))
+    with pytest.raises(ExportError, match="keep_host_weights=True"):
+        export_variant(freed, freed.variant("postnet", freed.default_key("postnet")), tmp_path / "out",
+                       source="test", seed=0)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing half-written
