@@ -168,15 +168,15 @@ def default_models(seed: int = 0) -> tuple[Any, Any]:
 
 def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, steps: int = 120,
               dtype: str = "float32", repeat: int = 3, backend: str = "reference", device: str | None = None,
-              seed: int = 0) -> BenchResult:
+              seed: int = 0, stop_check_interval: int | None = None) -> BenchResult:
     from ..model import lower_model
 
+    if steps < 1 or text_len < 1 or repeat < 1:
+        raise CliError("steps, text_len and repeat must be positive")
     if model is None or vocoder is None:
         m, v = default_models(seed)
         model, vocoder = model or m, vocoder or v
     cfg = model.config
-    if steps < 1 or text_len < 1 or repeat < 1:
-        raise CliError("--steps, --text-len and --repeat must be positive")
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(4, cfg.vocab_size, (1, text_len), generator=g)
     speaker = torch.randn(1, cfg.speaker_embedding_dim, generator=g)
@@ -203,7 +203,7 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
     lowered = Side()
     t = time.perf_counter()
     tts = lower_model(model, vocoder=vocoder, backend=backend, dtype=dtype, device=device, prenet_dropout=False,
-                      max_steps=max(32, -(-(steps + 1) // 32) * 32))
+                      max_steps=max(32, -(-(steps + 1) // 32) * 32), stop_check_interval=stop_check_interval)
     tts.generate_speech(ids, speaker, **kw)  # warm-up; also lowers the frame-bucket variants
     lowered.lower_model_s = time.perf_counter() - t - tts.last_generation.seconds
     stats = []
@@ -227,7 +227,7 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
         config={"text_len": text_len, "steps": steps, "dtype": dtype, "repeat": repeat,
                 "backend": tts.backend.description, "torch_threads": torch.get_num_threads(),
                 "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                "torch": torch.__version__},
+                "torch": torch.__version__, "stop_check_interval": tts.stop_check_interval, "trace": tts.trace},
         hf=hf, lowered=lowered, floor_ms=floor)
     for k in ("encoder_ms", "step_ms_median", "step_ms_p90", "postnet_ms", "vocoder_ms", "end_to_end_s",
               "real_time_factor", "peak_rss_mb"):
@@ -271,7 +271,7 @@ def format_table(res: BenchResult) -> str:
         return f"{v:.3g}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
     c = res.config
-    head = (f"fx2ttnn bench: {c['steps']} decode steps, {c['text_len']} tokens, {c['dtype']}, {c['repeat']} repeats; "
+    head = (f"fx2ttnn bench: {c['steps']} decode steps, {c['text_len']} tokens, {c['dtype']}, {c['repeat']} repeat(s); "
             f"{c['backend']}; torch {c['torch']} with {c['torch_threads']} threads")
     lines = [head, f"{'':34s} {'HF eager':>10s} {'fx2ttnn':>10s} {'fx2ttnn/HF':>11s}"]
     for name, a, b, ratio in rows:
@@ -293,6 +293,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None, help="vocoder checkpoint (default: random)")
     p.add_argument("--backend", choices=("auto", "reference", "ttnn"), default="reference")
     p.add_argument("--device", default=None, metavar="TORCH_DEVICE", help="reference backend torch device")
+    p.add_argument("--stop-check-interval", type=int, default=None, metavar="K",
+                   help="decode steps between stop reads (default: lower_model's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
     return p
@@ -301,6 +303,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
 
+    if args.steps < 1 or args.text_len < 1 or args.repeat < 1:
+        raise CliError("--steps, --text-len and --repeat must be positive")
+    if args.stop_check_interval is not None and args.stop_check_interval < 1:
+        raise CliError("--stop-check-interval must be positive")
     if args.json:
         from .audio import check_writable
         check_writable(args.json)
@@ -309,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         notice("no --model: default SpeechT5Config with random weights (timing only)")
     res = run_bench(model, vocoder, text_len=args.text_len, steps=args.steps, dtype=args.dtype, repeat=args.repeat,
-                    backend=args.backend, device=args.device, seed=args.seed)
+                    backend=args.backend, device=args.device, seed=args.seed,
+                    stop_check_interval=args.stop_check_interval)
     print(format_table(res))
     if args.json:
         with open(args.json, "w") as f:
