@@ -8,6 +8,7 @@ them, then cached (``tts.report()`` lists every variant and what lowering it cos
 """
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
 DEFAULT_MAX_STEPS = 1024
 # Stop probabilities are read every k decode steps (one host sync per k steps); see runtime/generate.py.
+# Measured on the reference backend (full-size decoder step, float32, 2 cores): a read of one step's stop
+# probabilities costs 15 us (0.07 % of a 22 ms step) and batching k reads costs more per step (the concat,
+# ~25 us per step read) plus (k - 1) / 2 discarded steps on average, so k = 1 is fastest there.  On a device
+# a read also drains the command queue; re-measure with `fx2ttnn bench --stop-check-interval K` there.
 DEFAULT_STOP_CHECK_INTERVAL = 1
 
 
@@ -56,6 +61,19 @@ def _dev(shape: tuple[int, ...], dtype: str, layout: str = "TILE") -> TensorSpec
 
 def _host(shape: tuple[int, ...], torch_dtype: torch.dtype) -> TensorSpec:
     return TensorSpec(tuple(shape), str(torch_dtype))
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap pages that lowering freed (torch.export artifacts, released host weights) back to the OS.
+
+    glibc keeps freed pages of its arenas mapped, so without this the process's resident set would keep
+    counting every transient of capture and lowering.  A no-op where glibc's ``malloc_trim`` is missing.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 class LoweredSpeechT5:
@@ -117,6 +135,7 @@ class LoweredSpeechT5:
                 if prologue is not None:
                     self.host_bytes_released += prologue.release_host_constants()
             self._variants[k] = ProgramVariant(name, tuple(key), lowered, bound, prologue)
+            _return_freed_memory()
             self.lower_seconds += time.perf_counter() - t0
         return self._variants[k]
 
