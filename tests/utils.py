@@ -29,3 +29,16 @@ def assert_pcc(golden: torch.Tensor, actual: torch.Tensor, min_pcc: float, what:
     assert not math.isnan(value), f"{what}: NaN in output"
     assert value >= min_pcc, f"{what}: PCC {value:.8f} < {min_pcc}"
     return value
+
+
+def run_main(argv: list[str]) -> tuple[int, str, str]:
+    """Run the ``fx2ttnn`` command line in-process; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from fx2ttnn.tools.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()

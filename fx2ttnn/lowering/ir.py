@@ -208,6 +208,17 @@ def is_aten(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
 
 
+def is_bind_time(node: torch.fx.Node, constants: set[torch.fx.Node]) -> bool:
+    """Whether the executor computes ``node`` once, when it binds the program: a get_attr, or a call that
+    reads only ``constants`` (the bind-time nodes before it, in graph order) and writes nothing in place."""
+    if node.op == "get_attr":
+        return True
+    if node.op != "call_function" or getattr(node.target, "inplace", None) is not None:
+        return False
+    inputs = node.all_input_nodes
+    return bool(inputs) and all(n in constants for n in inputs)
+
+
 def source_module(node: torch.fx.Node) -> str:
     """The HF module a node came from, from torch.export's ``nn_module_stack`` (or what a pass recorded)."""
     if "source_module" in node.meta:

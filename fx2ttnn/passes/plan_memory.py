@@ -21,7 +21,7 @@ import torch
 import torch.fx
 
 from ..lowering import op_table as ops
-from ..lowering.ir import OpKind, TTNNOp, ttnn_call
+from ..lowering.ir import OpKind, TTNNOp, is_bind_time, ttnn_call
 from .pass_manager import FxPass, PassResult
 
 # ops whose result may share its input's device buffer (a view, or the input itself when nothing changes)
@@ -39,13 +39,6 @@ def _bytes(node: torch.fx.Node) -> int:
     return spec.nbytes if spec is not None and spec.is_ttnn and spec.on_device else 0
 
 
-def _is_constant(node: torch.fx.Node, const: set) -> bool:
-    if node.op == "get_attr":
-        return True
-    if node.op != "call_function" or getattr(node.target, "inplace", None) is not None:
-        return False
-    inputs = node.all_input_nodes
-    return bool(inputs) and all(n in const for n in inputs)
 
 
 class PlanMemory(FxPass):
@@ -57,7 +50,7 @@ class PlanMemory(FxPass):
         order = {n: i for i, n in enumerate(nodes)}
         const: set[torch.fx.Node] = set()
         for n in nodes:
-            if _is_constant(n, const):
+            if is_bind_time(n, const):
                 const.add(n)
 
         dag = nx.DiGraph()

@@ -23,7 +23,7 @@ import torch.fx
 
 from ..errors import GenerationError
 from ..lowering.abstract import resolve_arg, resolve_path
-from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp
+from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, is_bind_time
 from .backend import Backend
 
 
@@ -35,13 +35,6 @@ class CallCounts:
     deallocations: int = 0
 
 
-def _is_constant(node: torch.fx.Node, const: set[torch.fx.Node]) -> bool:
-    if node.op == "get_attr":
-        return True
-    if node.op != "call_function" or getattr(node.target, "inplace", None) is not None:
-        return False
-    inputs = node.all_input_nodes
-    return bool(inputs) and all(n in const for n in inputs)
 
 
 class BoundProgram:
@@ -86,7 +79,7 @@ class BoundProgram:
         values: dict[torch.fx.Node, Any] = {}
         ttnn, device = self.backend.ttnn, self.backend.device
         for node in gm.graph.nodes:
-            if not _is_constant(node, const):
+            if not is_bind_time(node, const):
                 continue
             const.add(node)
             if node.op == "get_attr":

@@ -149,7 +149,7 @@ class Tap:
 
 
 def _constants(gm: torch.fx.GraphModule) -> set[torch.fx.Node]:
-    """Nodes the executor binds once (``executor._is_constant``): get_attr and what depends on constants only."""
+    """Nodes the executor binds once (``lowering.ir.is_bind_time``): get_attr and what reads only constants."""
     const: set[torch.fx.Node] = set()
     for node in gm.graph.nodes:
         if node.op == "get_attr":

@@ -416,14 +416,6 @@ def _source_module(node: torch.fx.Node) -> str:
     return source_module(node)
 
 
-def _is_constant(node: torch.fx.Node, const: set[torch.fx.Node]) -> bool:
-    """The executor's rule (runtime/executor.py): get_attr, or a call that reads only constants and writes nothing."""
-    if node.op == "get_attr":
-        return True
-    if node.op != "call_function" or getattr(node.target, "inplace", None) is not None:
-        return False
-    inputs = node.all_input_nodes
-    return bool(inputs) and all(n in const for n in inputs)
 
 
 def _op_name(node: torch.fx.Node) -> str:
@@ -448,6 +440,7 @@ class _Graph:
 
     @classmethod
     def of(cls, gm: torch.fx.GraphModule) -> "_Graph":
+        from ..lowering.ir import is_bind_time
         const: set[torch.fx.Node] = set()
         constants, nodes, placeholders = [], [], []
         output = None
@@ -456,7 +449,7 @@ class _Graph:
                 placeholders.append(n)
             elif n.op == "output":
                 output = n
-            elif _is_constant(n, const):
+            elif is_bind_time(n, const):
                 const.add(n)
                 constants.append(n)
             elif n.op == "call_function":

@@ -41,7 +41,7 @@ def to_networkx(gm: torch.fx.GraphModule) -> nx.DiGraph:
 def bind_time(g: nx.DiGraph) -> set[torch.fx.Node]:
     """Nodes evaluated once at bind time: constants and the ops that depend only on constants.
 
-    Mirrors ``executor._is_constant``: a call is per-call iff it is in-place, has no operands, or reads a
+    Mirrors ``lowering.ir.is_bind_time``: a call is per-call iff it is in-place, has no operands, or reads a
     program input (transitively).
     """
     seeds = [n for n in g if n.op in ("placeholder", "output") or (

@@ -11,8 +11,6 @@ Timings are never compared: they depend on the machine and its load.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import re
@@ -20,8 +18,7 @@ import re
 import pytest
 import torch
 
-from fx2ttnn.tools.cli import main
-from tests.conftest import tiny_config, tiny_vocoder_config
+from tests.utils import run_main
 
 STEPS, REPEAT, TEXT_LEN = 3, 1, 8
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(e[+-]\d+)?$")
@@ -45,21 +42,7 @@ SIDE_TIMES = ["encoder_ms", "step_ms_median", "step_ms_p90", "postnet_ms", "voco
               "real_time_factor", "peak_rss_mb"]
 
 
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    SpeechT5ForTextToSpeech(tiny_config()).save_pretrained(root / "model")
-    SpeechT5HifiGan(tiny_vocoder_config()).save_pretrained(root / "vocoder")
-    return root
 
 
 def argv(ckpt, *extra: str) -> list[str]:

@@ -12,15 +12,13 @@
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 import torch
 
-from fx2ttnn.tools.cli import main
 from tests.conftest import tiny_config, tiny_vocoder_config
+from tests.utils import run_main
 
 STEPS = 2
 TEXT_LEN = 12
@@ -28,21 +26,7 @@ DECODER = "speecht5.decoder.wrapped_decoder"
 BAD_LAYER = 1
 
 
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    SpeechT5ForTextToSpeech(tiny_config()).save_pretrained(root / "model")
-    SpeechT5HifiGan(tiny_vocoder_config()).save_pretrained(root / "vocoder")
-    return root
 
 
 def argv(ckpt, *extra: str) -> list[str]:

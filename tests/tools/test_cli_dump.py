@@ -6,8 +6,6 @@ Lowerings (tiny checkpoint saved to disk, in-process ``main``): all four program
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -25,10 +23,9 @@ from fx2ttnn.passes.lower_linear import LowerLinear
 from fx2ttnn.passes.pass_manager import DumpFormat, DumpSettings, PassManager, dump_settings
 from fx2ttnn.tools import dump as dump_mod
 from fx2ttnn.tools import graph_analysis as ga
-from fx2ttnn.tools.cli import main
 from fx2ttnn.tools.dump import JSON_SCHEMA, PROGRAMS, pass_names
 
-from tests.conftest import tiny_config, tiny_vocoder_config
+from tests.utils import run_main
 from tests.passes.helpers import capture_module, finish, run_passes
 
 COMMON = ["--dtype", "float32", "--max-steps", "64"]
@@ -41,11 +38,6 @@ STEP_LINE = re.compile(r"^per decode step \(decoder_step 1x32\): (?P<ops>\d+) TT
                        r"\((?P<bytes>\d+) bytes\)$", re.M)
 
 
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 # -- a small JSON-schema (2020-12 subset) validator: jsonschema is not a dependency ----------------------------
@@ -96,14 +88,6 @@ def validate(doc, schema=JSON_SCHEMA, path: str = "$") -> list[str]:
 
 
 # -- fixtures --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    SpeechT5ForTextToSpeech(tiny_config()).save_pretrained(root / "model")
-    SpeechT5HifiGan(tiny_vocoder_config()).save_pretrained(root / "vocoder")
-    return root
 
 
 def _recorded_run(argv: list[str]):

@@ -7,9 +7,7 @@ every CLI error case fails before lowering.
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib.util
-import io
 import os
 import subprocess
 import sys
@@ -20,20 +18,15 @@ import pytest
 import torch
 
 from fx2ttnn.tools import export as export_tool
-from fx2ttnn.tools.cli import main
 
-from tests.conftest import tiny_config, tiny_vocoder_config
+from tests.conftest import tiny_config
+from tests.utils import run_main
 
 PCC = 0.9999
 EXPORTED = ("encoder", "decoder_step")
 FILES = ("{}.py", "{}.safetensors", "{}_inputs.safetensors", "{}_expected.safetensors")
 
 
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -53,15 +46,6 @@ def load_script(path: Path, monkeypatch, which: str = "reference"):
     spec.loader.exec_module(module)
     return module
 
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    SpeechT5ForTextToSpeech(tiny_config()).save_pretrained(root / "model")
-    SpeechT5HifiGan(tiny_vocoder_config()).save_pretrained(root / "vocoder")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -361,9 +345,9 @@ def test_wrap_call_fits_and_nests():
     assert "".join(text.split()) == "".join(f"y=ttnn.conv2d({','.join(args)})".split())
 
 
-def test_help_returns_zero(capsys):
-    assert main(["export", "--help"]) == 0
-    assert "--program" in capsys.readouterr().out
+def test_help_returns_zero():
+    rc, out, _ = run_main(["export", "--help"])
+    assert rc == 0 and "--program" in out
 
 
 def test_host_fallback_and_host_constant_as_torch_calls(tmp_path, monkeypatch):
