@@ -5,6 +5,8 @@ Stages: encoder hidden states, one decoder step, the postnet, the generated spec
 ``float32`` programs must match HF to rounding; ``bfloat16`` programs store weights and activations in bfloat16
 as the device does.
 """
+import torch
+
 PCC = {
     "encoder": {"float32": 0.9999, "bfloat16": 0.99},
     "decoder_step": {"float32": 0.9999, "bfloat16": 0.99},
@@ -20,3 +22,19 @@ OP_ATOL = {"float32": 1e-5, "bfloat16": 2e-2}
 def min_pcc(dtype: str) -> float:
     """The strictest stage threshold for ``dtype`` (what a single pass/fail over all stages uses)."""
     return max(stage[dtype] for stage in PCC.values())
+
+
+def pcc(golden: torch.Tensor, actual: torch.Tensor) -> float:
+    """Pearson correlation of two tensors of the same number of elements: 1.0 for identical tensors (constant
+    ones included), NaN if either holds a NaN, 0.0 if exactly one is constant."""
+    g = golden.detach().flatten().to(torch.float64)
+    a = actual.detach().flatten().to(torch.float64)
+    if torch.isnan(g).any() or torch.isnan(a).any():
+        return float("nan")
+    if torch.equal(g, a):
+        return 1.0
+    gc, ac = g - g.mean(), a - a.mean()
+    denom = gc.norm() * ac.norm()
+    if denom == 0:
+        return 0.0
+    return float((gc @ ac) / denom)

@@ -5,20 +5,7 @@ import math
 
 import torch
 
-
-def pcc(golden: torch.Tensor, actual: torch.Tensor) -> float:
-    """Pearson correlation of two tensors of the same shape (1.0 for two identical constant tensors)."""
-    g = golden.detach().flatten().to(torch.float64)
-    a = actual.detach().flatten().to(torch.float64)
-    if torch.isnan(g).any() or torch.isnan(a).any():
-        return float("nan")
-    if torch.equal(g, a):
-        return 1.0
-    gc, ac = g - g.mean(), a - a.mean()
-    denom = gc.norm() * ac.norm()
-    if denom == 0:
-        return 0.0
-    return float((gc @ ac) / denom)
+from fx2ttnn.accuracy import pcc
 
 
 def assert_pcc(golden: torch.Tensor, actual: torch.Tensor, min_pcc: float, what: str = "output") -> float:

@@ -51,7 +51,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from ..accuracy import OP_ATOL, min_pcc
+from ..accuracy import OP_ATOL, min_pcc, pcc
 from ..errors import UnsupportedModelError
 from .common import CliError, load_pretrained, notice
 
@@ -461,20 +461,6 @@ class CompareReport:
 # ---------------------------------------------------------------------------------------------
 # values
 
-
-def pcc(golden: torch.Tensor, actual: torch.Tensor) -> float:
-    """Pearson correlation (tests/utils.py's): 1.0 for identical tensors, NaN if either holds a NaN."""
-    g = golden.detach().flatten().to(torch.float64)
-    a = actual.detach().flatten().to(torch.float64)
-    if torch.isnan(g).any() or torch.isnan(a).any():
-        return float("nan")
-    if torch.equal(g, a):
-        return 1.0
-    gc, ac = g - g.mean(), a - a.mean()
-    denom = gc.norm() * ac.norm()
-    if denom == 0:
-        return 0.0
-    return float((gc @ ac) / denom)
 
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor, float | None], torch.Tensor]] = {

@@ -20,7 +20,7 @@ import torch
 from fx2ttnn.tools import export as export_tool
 
 from tests.conftest import tiny_config
-from tests.utils import run_main
+from tests.utils import pcc, run_main
 
 PCC = 0.9999
 EXPORTED = ("encoder", "decoder_step")
@@ -28,14 +28,6 @@ FILES = ("{}.py", "{}.safetensors", "{}_inputs.safetensors", "{}_expected.safete
 
 
 
-
-def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().double().flatten(), b.detach().double().flatten()
-    assert a.shape == b.shape
-    if torch.equal(a, b):
-        return 1.0
-    a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / (a.norm() * b.norm()))
 
 
 def load_script(path: Path, monkeypatch, which: str = "reference"):

@@ -394,16 +394,22 @@ def writable(t: Tensor) -> torch.Tensor:
     return v
 
 
-def reshaped_value(t: Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """``t._value.reshape(shape)``, cached on ``t`` while its values are unchanged (constants read every step:
-    gammas, betas, attention masks).  A cached view counts as a sharer of the buffer: ``writable`` copies."""
+def _derived(t: Tensor, key: Any, make: Callable[[torch.Tensor], Any]) -> Any:
+    """``make(t._value)``, cached on ``t`` under ``key`` while its values are unchanged: a new ``_value``
+    (``copy``, ``output_tensor=``) misses the cache, in-place writers go through ``writable``, which drops it.
+    A cached view counts as a sharer of the buffer, so ``writable`` copies before writing."""
     v = t._value
     aux = t._aux
-    if aux is not None and aux[0] is v and aux[1] == shape:
+    if aux is not None and aux[0] is v and aux[1] == key:
         return aux[2]
-    f = v.reshape(shape)
-    t._aux = (v, shape, f)
+    f = make(v)
+    t._aux = (v, key, f)
     return f
+
+
+def reshaped_value(t: Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``t._value.reshape(shape)``, cached (constants read every step: gammas, betas, attention masks)."""
+    return _derived(t, shape, lambda v: v.reshape(shape))
 
 
 def flat_value(t: Tensor) -> torch.Tensor:
@@ -412,27 +418,13 @@ def flat_value(t: Tensor) -> torch.Tensor:
 
 
 def host_list(t: Tensor) -> list:
-    """``t._value.tolist()`` (a small index tensor: decode positions), cached on ``t`` while its values are
-    unchanged: a new ``_value`` (``copy``, ``output_tensor=``) misses the cache, in-place writers go
-    through ``writable``, which drops it."""
-    v = t._value
-    aux = t._aux
-    if aux is not None and aux[0] is v and aux[1] == "list":
-        return aux[2]
-    f = v.tolist()
-    t._aux = (v, "list", f)
-    return f
+    """``t._value.tolist()`` (a small index tensor: decode positions), cached (``_derived``)."""
+    return _derived(t, "list", torch.Tensor.tolist)
 
 
 def transposed_value(t: Tensor) -> torch.Tensor:
-    """``t._value.t()`` (a 2-D view), cached on ``t`` while its values are unchanged (linear weights)."""
-    v = t._value
-    aux = t._aux
-    if aux is not None and aux[0] is v and aux[1] == "t":
-        return aux[2]
-    f = v.t()
-    t._aux = (v, "t", f)
-    return f
+    """``t._value.t()`` (a 2-D view: linear weights), cached (``_derived``)."""
+    return _derived(t, "t", torch.Tensor.t)
 
 
 # ---------------------------------------------------------------------------------------------
