@@ -5,11 +5,14 @@
   cache ops copy a shared buffer before writing (copy-on-write): no tensor observes another's writes;
 * ``scaled_dot_product_attention_decode`` with every user at one position (one attention call) equals the
   general per-position path bit for bit; ``paged_update_cache`` with one position equals its per-user loop;
-* ``linear`` through torch's fused linear equals addmm over the flattened rows bit for bit;
+* ``linear`` through torch's fused linear equals addmm over the flattened rows bit for bit; a decode-shaped
+  linear (few rows, large weight) takes the split-K matrix-vector path, equal to its formula bit for bit and
+  to addmm up to float32 summation order, and nothing else takes it;
 * values cached on a tensor (decode positions, flattened gammas) follow its value changes.
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -24,6 +27,7 @@ from fx2ttnn.runtime.reference.transformer import _decode_by_position
 TILE, RM = ttnn.TILE_LAYOUT, ttnn.ROW_MAJOR_LAYOUT
 DTYPES = {"float32": ttnn.float32, "bfloat16": ttnn.bfloat16, "bfloat8_b": ttnn.bfloat8_b}
 decode = ttnn.transformer.scaled_dot_product_attention_decode.unchecked
+rm = importlib.import_module("fx2ttnn.runtime.reference.matmul")  # the module (the package exports ``matmul``)
 paged_update = ttnn.experimental.paged_update_cache.unchecked
 create_heads = ttnn.experimental.nlp_create_qkv_heads.unchecked
 
@@ -257,6 +261,42 @@ def test_linear_matches_addmm_over_flattened_rows(dev, x_shape, activation, dtyp
     out2 = ttnn.linear.unchecked(sl, w, bias=b, activation=activation)
     want2 = torch.addmm(vals(b), vals(sl).reshape(-1, 768), vals(w)).reshape(*x_shape[:-1], 96)
     assert torch.equal(vals(out2), quantize(act[activation](want2), dt))
+
+
+@pytest.mark.parametrize("x_shape", [(1, 1, 768), (1, 3, 768), (8, 768), (1, 1, 2, 768)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_decode_linear_takes_the_split_k_path(dev, x_shape, with_bias):
+    x, w = up(torch.randn(x_shape), dev), up(torch.randn(768, 512), dev)   # 393k weights: large
+    b = up(torch.randn(1, 512), dev) if with_bias else None
+    rows = math.prod(x_shape[:-1])
+    assert rm.use_split_k(rows, vals(w)) == (torch.get_num_threads() > 1)
+    out = vals(ttnn.linear.unchecked(x, w, bias=b, activation="relu"))
+    x2 = vals(x).reshape(rows, 4, 192).transpose(0, 1)
+    want = torch.bmm(x2, vals(w).view(4, 192, 512)).sum(0)
+    if with_bias:
+        want = want + vals(b)
+    if torch.get_num_threads() > 1:
+        assert torch.equal(out, torch.relu(want).reshape(*x_shape[:-1], 512))
+    plain = torch.mm(vals(x).reshape(rows, 768), vals(w)) + (vals(b) if with_bias else 0)
+    # float32 summation order only: outputs are ~30 in magnitude, 768-term sums
+    torch.testing.assert_close(out, torch.relu(plain).reshape(*x_shape[:-1], 512), rtol=1e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize("case", ["many rows", "small weight", "transpose_b", "one thread"])
+def test_other_linears_keep_addmm(dev, case):
+    rows, (k, n) = (9 if case == "many rows" else 1), ((64, 512) if case == "small weight" else (768, 512))
+    x, b = up(torch.randn(rows, k), dev), up(torch.randn(1, n), dev)
+    w = up(torch.randn(n, k) if case == "transpose_b" else torch.randn(k, n), dev)
+    threads = torch.get_num_threads()
+    if case == "one thread":
+        torch.set_num_threads(1)
+    try:
+        out = vals(ttnn.linear.unchecked(x, w, bias=b, transpose_b=case == "transpose_b"))
+        assert not (case != "transpose_b" and rm.use_split_k(rows, vals(w)))
+    finally:
+        torch.set_num_threads(threads)
+    ww = vals(w).t() if case == "transpose_b" else vals(w)
+    assert torch.equal(out, torch.addmm(vals(b), vals(x), ww))
 
 
 def test_linear_follows_a_weight_update(dev):

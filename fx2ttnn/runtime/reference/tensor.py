@@ -394,7 +394,7 @@ def writable(t: Tensor) -> torch.Tensor:
     return v
 
 
-def _derived(t: Tensor, key: Any, make: Callable[[torch.Tensor], Any]) -> Any:
+def derived(t: Tensor, key: Any, make: Callable[[torch.Tensor], Any]) -> Any:
     """``make(t._value)``, cached on ``t`` under ``key`` while its values are unchanged: a new ``_value``
     (``copy``, ``output_tensor=``) misses the cache, in-place writers go through ``writable``, which drops it.
     A cached view counts as a sharer of the buffer, so ``writable`` copies before writing."""
@@ -409,7 +409,7 @@ def _derived(t: Tensor, key: Any, make: Callable[[torch.Tensor], Any]) -> Any:
 
 def reshaped_value(t: Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """``t._value.reshape(shape)``, cached (constants read every step: gammas, betas, attention masks)."""
-    return _derived(t, shape, lambda v: v.reshape(shape))
+    return derived(t, shape, lambda v: v.reshape(shape))
 
 
 def flat_value(t: Tensor) -> torch.Tensor:
@@ -418,13 +418,13 @@ def flat_value(t: Tensor) -> torch.Tensor:
 
 
 def host_list(t: Tensor) -> list:
-    """``t._value.tolist()`` (a small index tensor: decode positions), cached (``_derived``)."""
-    return _derived(t, "list", torch.Tensor.tolist)
+    """``t._value.tolist()`` (a small index tensor: decode positions), cached (``derived``)."""
+    return derived(t, "list", torch.Tensor.tolist)
 
 
 def transposed_value(t: Tensor) -> torch.Tensor:
-    """``t._value.t()`` (a 2-D view: linear weights), cached (``_derived``)."""
-    return _derived(t, "t", torch.Tensor.t)
+    """``t._value.t()`` (a 2-D view: linear weights), cached (``derived``)."""
+    return derived(t, "t", torch.Tensor.t)
 
 
 # ---------------------------------------------------------------------------------------------
