@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .tensor import (
-    Tensor, derived, checked, new_tensor, quantize, require, require_device, require_dtype, require_layout,
+    Tensor, checked, derived, flat_value, new_tensor, quantize, require, require_device, require_dtype, require_layout,
     require_output, transposed_value, wrap, write_into,
 )
 from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam
@@ -162,12 +162,13 @@ def use_split_k(rows: int, w: torch.Tensor) -> bool:
             and w.device.type == "cpu" and torch.get_num_threads() > 1)
 
 
-def matvec(x2: torch.Tensor, w: torch.Tensor, wk: torch.Tensor) -> torch.Tensor:
-    """``x2 @ w`` for x2 ``[rows, in]`` and ``wk = w.view(SPLIT_K, in / SPLIT_K, out)``: split-K products."""
-    rows, n = x2.shape
-    xk = x2.view(1, n).view(SPLIT_K, 1, n // SPLIT_K) if rows == 1 \
-        else x2.reshape(rows, SPLIT_K, n // SPLIT_K).transpose(0, 1)
-    return torch.bmm(xk, wk).sum(0)
+def matvec(x: torch.Tensor, wk: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` for x ``[..., in]`` (few rows) and ``wk = split_k_weight(w)``: split-K products, summed."""
+    n = x.shape[-1]
+    if x.dim() <= 3 and x.numel() == n and x.is_contiguous():  # one row: every step goes here, in 3 calls
+        return torch.bmm(x.view(SPLIT_K, 1, n // SPLIT_K), wk).sum(0, keepdim=x.dim() == 3)
+    xk = x.reshape(-1, SPLIT_K, n // SPLIT_K).transpose(0, 1)
+    return torch.bmm(xk, wk).sum(0).view(*x.shape[:-1], wk.shape[-1])
 
 
 @checked(_check_linear)
@@ -182,11 +183,9 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         w = w.transpose(-1, -2)
     rows = x.numel() // x.shape[-1] if x.dim() else 0
     if not transpose_a and not transpose_b and rows <= SPLIT_K_MAX_ROWS and use_split_k(rows, w):
-        out = matvec(x.reshape(rows, x.shape[-1]), w, derived(input_tensor_b, "split_k", split_k_weight))
+        out = matvec(x, derived(input_tensor_b, "split_k", split_k_weight))
         if bias is not None:
-            out.add_(bias._value.reshape(1, -1) if bias._value.dim() != 2 else bias._value)
-        if x.dim() != 2:
-            out = out.view(*x.shape[:-1], w.shape[1])
+            out.add_(flat_value(bias))  # [out] (cached): the bias row, any rank, over every row
     elif bias is not None and not transpose_a and not transpose_b and w.dim() == 2 and x.dim() == 3 \
             and bias._value.dim() == 2 and x.is_contiguous():
         # torch's linear does exactly what the branch below does for a contiguous 3-D input (addmm over the
