@@ -154,7 +154,7 @@ def floor_ms(step_program: Any, repeat: int = 30) -> float:
     ws = [torch.randn(*s) for s in shapes]
     bs = [torch.randn(1, s[-1]) for s in shapes]
     xs = [torch.randn(1, s[0]) for s in shapes]
-    split = [(rm.split_k_weight(w) if rm.use_split_k(1, w) else None) for w in ws]
+    split = [rm.split_k_weight(w) if rm.use_split_k(1, w) else None for w in ws]
 
     def addmm() -> float:
         t = time.perf_counter()

@@ -137,3 +137,35 @@ def random_speaker(dim: int, seed: int) -> torch.Tensor:
     """A seeded random unit vector ``[1, dim]`` (x-vectors are L2-normalized)."""
     v = torch.randn(dim, generator=torch.Generator().manual_seed(seed))
     return (v / v.norm()).reshape(1, dim)
+
+
+def load_models(model_spec: str | None, vocoder_spec: str | None, *, seed: int,
+                with_vocoder: bool) -> tuple[Any, Any, str]:
+    """(model, vocoder or None, a line saying where they came from) for ``--model`` / ``--vocoder``.
+
+    A missing spec means the default config with random weights, seeded by ``seed`` (a notice says so); the
+    vocoder is only built or loaded when ``with_vocoder``, and must take the model's mel bins.
+    """
+    from transformers import SpeechT5Config, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    if model_spec is None:
+        notice(f"no --model: default SpeechT5Config with random weights (seed {seed})")
+        torch.manual_seed(seed)
+        model = SpeechT5ForTextToSpeech(SpeechT5Config()).eval()
+        source = f"random weights (default SpeechT5Config, seed {seed})"
+    else:
+        model, source = load_pretrained(SpeechT5ForTextToSpeech, model_spec, "model"), model_spec
+    if not with_vocoder:
+        return model, None, source
+    if vocoder_spec is None:
+        notice(f"no --vocoder: default SpeechT5HifiGanConfig with random weights (seed {seed})")
+        torch.manual_seed(seed)
+        vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig()).eval()
+        source += f"; vocoder: random weights (default SpeechT5HifiGanConfig, seed {seed})"
+    else:
+        vocoder = load_pretrained(SpeechT5HifiGan, vocoder_spec, "vocoder")
+        source += f"; vocoder: {vocoder_spec}"
+    if vocoder.config.model_in_dim != model.config.num_mel_bins:
+        raise CliError(f"the vocoder takes {vocoder.config.model_in_dim} mel bins but the model makes "
+                       f"{model.config.num_mel_bins}")
+    return model, vocoder, source

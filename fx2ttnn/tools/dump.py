@@ -89,7 +89,7 @@ import torch.fx
 from ..lowering.printer import format_table, graph_dict, render_graph, spec_dict, to_dot
 from ..passes.pass_manager import DumpFormat, DumpSettings, PassDump, dump_settings
 from . import graph_analysis as ga
-from .common import CliError, load_pretrained, notice
+from .common import CliError, load_models, notice
 
 SCHEMA_VERSION = 1
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
@@ -546,36 +546,11 @@ def _selection(args: argparse.Namespace) -> tuple[list[str], Any]:
     return programs, passes
 
 
-def _models(args: argparse.Namespace, programs: list[str]) -> tuple[Any, Any, str]:
-    import torch
-    from transformers import SpeechT5Config, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5HifiGanConfig
-
-    if args.model is None:
-        torch.manual_seed(args.seed)
-        model = SpeechT5ForTextToSpeech(SpeechT5Config()).eval()
-        label = f"default SpeechT5Config, random weights (seed {args.seed})"
-        notice(f"no --model: {label}")
-    else:
-        model, label = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model"), args.model
-    vocoder = None
-    if "vocoder" in programs:
-        if args.vocoder is None:
-            torch.manual_seed(args.seed)
-            vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig()).eval()
-            label += f" + default SpeechT5HifiGanConfig, random weights (seed {args.seed})"
-        else:
-            vocoder = load_pretrained(SpeechT5HifiGan, args.vocoder, "vocoder")
-            label += f" + {args.vocoder}"
-        if vocoder.config.model_in_dim != model.config.num_mel_bins:
-            raise CliError(f"the vocoder takes {vocoder.config.model_in_dim} mel bins but the model makes "
-                           f"{model.config.num_mel_bins}")
-    return model, vocoder, label
-
-
 def run(args: argparse.Namespace) -> int:
     programs, passes = _selection(args)
     out = _check_out(args.out) if args.out else None
-    model, vocoder, label = _models(args, programs)
+    model, vocoder, label = load_models(args.model, args.vocoder, seed=args.seed,
+                                       with_vocoder="vocoder" in programs)
     fmt = args.format
     to_stdout = out is None and args.diff is None
     keep = (lambda prog, name: passes == "all" or name in passes) if to_stdout and passes else None

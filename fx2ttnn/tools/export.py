@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.fx
 
-from .common import CliError, load_pretrained, notice, one_line
+from .common import CliError, load_models, one_line
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
@@ -123,33 +123,6 @@ def prepare_out_dir(out: str) -> Path:
     return path
 
 
-def _load_models(args: argparse.Namespace, names: list[str]):
-    from transformers import SpeechT5Config, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5HifiGanConfig
-
-    if args.model is None:
-        notice(f"no --model: default SpeechT5Config with random weights (seed {args.seed})")
-        torch.manual_seed(args.seed)
-        model = SpeechT5ForTextToSpeech(SpeechT5Config()).eval()
-        source = f"random weights (default SpeechT5Config, seed {args.seed})"
-    else:
-        model = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model")
-        source = args.model
-    vocoder = None
-    if "vocoder" in names:
-        if args.vocoder is None:
-            notice(f"no --vocoder: default SpeechT5HifiGanConfig with random weights (seed {args.seed})")
-            torch.manual_seed(args.seed)
-            vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig()).eval()
-            source += f"; vocoder: random weights (default SpeechT5HifiGanConfig, seed {args.seed})"
-        else:
-            vocoder = load_pretrained(SpeechT5HifiGan, args.vocoder, "vocoder")
-            source += f"; vocoder: {args.vocoder}"
-        if vocoder.config.model_in_dim != model.config.num_mel_bins:
-            raise CliError(f"the vocoder takes {vocoder.config.model_in_dim} mel bins but the model makes "
-                           f"{model.config.num_mel_bins}")
-    return model, vocoder, source
-
-
 def check_model(model: Any, vocoder: Any, max_steps: int | None) -> int:
     """``lower_model``'s checks (supported model, max_steps); returns max_steps."""
     from ..errors import UnsupportedModelError
@@ -184,7 +157,7 @@ def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | Non
 def run(args: argparse.Namespace) -> int:
     names = parse_programs(args.program)
     check_out_dir(args.out)
-    model, vocoder, source = _load_models(args, names)
+    model, vocoder, source = load_models(args.model, args.vocoder, seed=args.seed, with_vocoder="vocoder" in names)
     check_model(model, vocoder, args.max_steps)
     out = prepare_out_dir(args.out)
     written = []

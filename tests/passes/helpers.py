@@ -22,6 +22,16 @@ from fx2ttnn.runtime.executor import BoundProgram
 aten = torch.ops.aten
 
 
+class ConvRelu(torch.nn.Module):
+    """Conv1d + relu: a conv that no pass of a partial pipeline lowers (a host fallback)."""
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 8, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
 @dataclass(frozen=True)
 class Host:
     """Key of ``count_ops`` for a host fallback of ``target`` (an ATen OpOverload)."""

@@ -12,17 +12,8 @@ from fx2ttnn.passes.insert_host_fallbacks import InsertHostFallbacks
 from fx2ttnn.passes.lower_elementwise import LowerElementwise
 from fx2ttnn.passes.lower_layer_norm import LowerLayerNorm
 
-from .helpers import (Host, aten, assert_matches_eager, capture_module, count_ops, nodes_of, run_pass,
+from .helpers import (ConvRelu, Host, aten, assert_matches_eager, capture_module, count_ops, nodes_of, run_pass,
                       run_passes)
-
-
-class ConvRelu(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(4, 8, 3, padding=1)
-
-    def forward(self, x):
-        return torch.relu(self.conv(x))
 
 
 def test_unlowered_conv_becomes_a_reported_host_fallback():

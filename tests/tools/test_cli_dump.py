@@ -26,7 +26,7 @@ from fx2ttnn.tools import graph_analysis as ga
 from fx2ttnn.tools.dump import JSON_SCHEMA, PROGRAMS, pass_names
 
 from tests.utils import run_main
-from tests.passes.helpers import capture_module, finish, run_passes
+from tests.passes.helpers import ConvRelu, capture_module, finish, run_passes
 
 COMMON = ["--dtype", "float32", "--max-steps", "64"]
 HEADER = re.compile(r"^# (?P<prog>\w+): after (?P<pass>\w+)\n# stats: (?P<stats>.*)\n# nodes: (?P<nodes>.*)\n")
@@ -418,15 +418,6 @@ def test_dump_settings_pick_formats_and_passes(tmp_path):
     plain(capture_module(Block().eval(), torch.randn(2, 32)))
     assert [p.name for p in (tmp_path / "plain").iterdir()] != [] and all(
         p.suffix == ".txt" for p in (tmp_path / "plain").iterdir())
-
-
-class ConvRelu(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(4, 8, 3, padding=1)
-
-    def forward(self, x):
-        return torch.relu(self.conv(x))
 
 
 def test_host_fallback_and_transfers_in_stats_table_and_dot():

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fx2ttnn.tools import audio
 from fx2ttnn.tools.cli import main
@@ -59,12 +58,9 @@ def read_wav(path: Path) -> tuple[wave._wave_params, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    SpeechT5ForTextToSpeech(tiny_config()).save_pretrained(root / "model")
-    SpeechT5HifiGan(tiny_vocoder_config()).save_pretrained(root / "vocoder")
+def checkpoint(checkpoint):
+    """The shared tiny checkpoint (``conftest.py``) plus a speaker embedding file."""
+    root = checkpoint
     np.save(root / "speaker.npy", np.random.default_rng(0).standard_normal((1, tiny_config().speaker_embedding_dim))
             .astype(np.float32))
     return root

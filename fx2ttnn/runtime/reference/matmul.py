@@ -151,15 +151,18 @@ SPLIT_K_MAX_ROWS = 8           # the decode regime: rows = users
 SPLIT_K_MIN_WEIGHT = 1 << 18   # elements (1 MiB in float32); smaller weights stay in cache anyway
 
 
-def split_k_weight(w: torch.Tensor) -> torch.Tensor:
-    return w.view(SPLIT_K, w.shape[0] // SPLIT_K, w.shape[1])
+def split_k_weight(w: torch.Tensor) -> torch.Tensor | None:
+    """``w`` ([in, out]) viewed as ``[SPLIT_K, in / SPLIT_K, out]`` if it is a weight worth splitting, else None.
+    A property of the weight alone: ``linear`` caches it on the weight tensor (``derived``)."""
+    if (w.dim() == 2 and w.numel() >= SPLIT_K_MIN_WEIGHT and w.shape[0] % SPLIT_K == 0 and w.is_contiguous()
+            and w.dtype == torch.float32 and w.device.type == "cpu"):
+        return w.view(SPLIT_K, w.shape[0] // SPLIT_K, w.shape[1])
+    return None
 
 
 def use_split_k(rows: int, w: torch.Tensor) -> bool:
-    """Whether ``matvec`` takes the split-K path for ``rows`` rows against the [in, out] weight ``w``."""
-    return (rows <= SPLIT_K_MAX_ROWS and w.dim() == 2 and w.numel() >= SPLIT_K_MIN_WEIGHT
-            and w.shape[0] % SPLIT_K == 0 and w.is_contiguous() and w.dtype == torch.float32
-            and w.device.type == "cpu" and torch.get_num_threads() > 1)
+    """Whether ``linear`` takes the split-K path for ``rows`` rows against the [in, out] weight ``w``."""
+    return rows <= SPLIT_K_MAX_ROWS and torch.get_num_threads() > 1 and split_k_weight(w) is not None
 
 
 def matvec(x: torch.Tensor, wk: torch.Tensor) -> torch.Tensor:
@@ -181,15 +184,17 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         x = x.transpose(-1, -2)
     if transpose_b:
         w = w.transpose(-1, -2)
-    rows = x.numel() // x.shape[-1] if x.dim() else 0
-    if not transpose_a and not transpose_b and rows <= SPLIT_K_MAX_ROWS and use_split_k(rows, w):
-        out = matvec(x, derived(input_tensor_b, "split_k", split_k_weight))
+    decode = not transpose_a and not transpose_b and x.dim() > 0 and x.numel() <= SPLIT_K_MAX_ROWS * x.shape[-1]
+    wk = derived(input_tensor_b, "split_k", split_k_weight) if decode and torch.get_num_threads() > 1 else None
+    if wk is not None:
+        out = matvec(x, wk)
         if bias is not None:
             out.add_(flat_value(bias))  # [out] (cached): the bias row, any rank, over every row
-    elif bias is not None and not transpose_a and not transpose_b and w.dim() == 2 and x.dim() == 3 \
-            and bias._value.dim() == 2 and x.is_contiguous():
+    elif not decode and bias is not None and not transpose_a and not transpose_b and w.dim() == 2 \
+            and x.dim() == 3 and bias._value.dim() == 2 and x.is_contiguous():
         # torch's linear does exactly what the branch below does for a contiguous 3-D input (addmm over the
-        # flattened rows, then a view), in one call
+        # flattened rows, then a view), in one call.  Not for decode rows: their weight caches its split-K view
+        # (None for small weights), which would trade places with the transposed view on every call
         out = _torch_linear(x, transposed_value(input_tensor_b), bias._value)
     elif w.dim() == 2:  # the common case: one [in, out] weight, a @ w as one (add)mm over the rows of a
         xdim = x.dim()
