@@ -4,7 +4,8 @@ Programs are static-shape.  Their shapes are keyed by batch size and bucket: the
 to a bucket of ``text_buckets`` (with the attention mask), the spectrogram to a frame bucket (with valid
 masks).  ``lower_model`` captures and lowers the default variant of each program (batch 1, the smallest
 buckets) — these are ``tts.programs``; other variants are captured and lowered the first time a call needs
-them, then cached (``tts.report()`` lists every variant and what lowering it cost).
+them, then cached (``tts.report()`` lists every variant and what lowering it cost).  Variants share their
+device constants: binding a variant reuses the weights an earlier one uploaded (``runtime/constants.py``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .lowering.capture import capture
 from .lowering.ir import TensorSpec
 from .lowering.pipeline import LoweredProgram, lower_program
 from .runtime.backend import Backend, open_backend
+from .runtime.constants import ConstantPool
 from .runtime.executor import BoundProgram
 
 if TYPE_CHECKING:
@@ -80,7 +82,8 @@ class LoweredSpeechT5:
     """SpeechT5 text-to-speech lowered to TTNN programs; ``generate_speech`` mirrors HF's."""
 
     def __init__(self, model: nn.Module, vocoder: nn.Module | None, *, backend: Backend, dtype: str, max_steps: int,
-                 prenet_dropout: bool, dump: DumpOptions | None = None, keep_host_weights: bool = True):
+                 prenet_dropout: bool, dump: DumpOptions | None = None, keep_host_weights: bool = True,
+                 constant_pool: ConstantPool | None = None):
         self.model = model
         self.vocoder = vocoder
         self.config = model.config
@@ -99,6 +102,8 @@ class LoweredSpeechT5:
         self.stop_check_interval = DEFAULT_STOP_CHECK_INTERVAL
         self.trace = not backend.is_reference  # replay the decode step as a ttnn trace (see lower_model)
         self._traces: dict[tuple[int, int], Any] = {}
+        # device constants shared by every program variant (and the vocoder-only lowerings made from this one)
+        self.constant_pool = constant_pool if constant_pool is not None else ConstantPool()
 
     # -- programs ----------------------------------------------------------------------------
     @property
@@ -125,11 +130,12 @@ class LoweredSpeechT5:
             t0 = time.perf_counter()
             lowered = self._lower(name, key)
             bound = BoundProgram(lowered.graph_module, self.backend, name=f"{name}{list(key)}",
-                                 output_names=lowered.signature.outputs)
+                                 output_names=lowered.signature.outputs, constant_pool=self.constant_pool)
             prologue = None
             if lowered.prologue is not None:
                 prologue = BoundProgram(lowered.prologue.graph_module, self.backend, name=f"{name}{list(key)}.prologue",
-                                        output_names=lowered.prologue.signature.outputs)
+                                        output_names=lowered.prologue.signature.outputs,
+                                        constant_pool=self.constant_pool)
             if not self.keep_host_weights:  # the device copies are what runs; free the host originals
                 self.host_bytes_released += bound.release_host_constants()
                 if prologue is not None:
@@ -253,7 +259,8 @@ class LoweredSpeechT5:
             s5.check_supported(self.model, vocoder)
             self._extra_vocoders[key] = LoweredSpeechT5(self.model, vocoder, backend=self.backend, dtype=self.dtype,
                                                         max_steps=self.max_steps, prenet_dropout=self.prenet_dropout,
-                                                        keep_host_weights=self.keep_host_weights)
+                                                        keep_host_weights=self.keep_host_weights,
+                                                        constant_pool=self.constant_pool)
         return self._extra_vocoders[key]
 
     def report(self) -> "Report":

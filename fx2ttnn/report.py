@@ -33,6 +33,7 @@ class ProgramReport:
     weight_bytes: int
     device_constant_bytes: int = 0   # bound once: weights, tables, prepared conv weights (plan_memory)
     device_peak_bytes: int = 0       # constants + inputs + the most intermediates live at once (plan_memory)
+    constants_reused: int = 0        # device constants taken from earlier variants when bound (ConstantPool)
 
     @property
     def fallback_count(self) -> int:
@@ -48,11 +49,13 @@ class Report:
     programs: list[ProgramReport] = field(default_factory=list)
     lower_seconds: float = 0.0
     backend_note: str = ""
+    device_constants_shared_bytes: int = 0  # device bytes variants did not upload again (ConstantPool)
 
     @staticmethod
     def of(tts: "LoweredSpeechT5") -> "Report":
         rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout,
-                     lower_seconds=tts.lower_seconds, backend_note=tts.backend.fallback_reason)
+                     lower_seconds=tts.lower_seconds, backend_note=tts.backend.fallback_reason,
+                     device_constants_shared_bytes=tts.constant_pool.bytes_reused)
         for v in tts.variants:
             programs = [(v.name, v.lowered, v.bound)]
             if v.prologue is not None:  # the per-utterance part hoisted out of the step
@@ -63,7 +66,7 @@ class Report:
                     lp.count(OpKind.TRANSFER), lp.fallbacks(), bound.counts.ttnn_ops, bound.counts.transfers,
                     [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds,
                     _uploaded_weight_bytes(lp), lp.graph_module.meta.get("memory", {}).get("constants", 0),
-                    lp.graph_module.meta.get("memory", {}).get("peak", 0)))
+                    lp.graph_module.meta.get("memory", {}).get("peak", 0), bound.constants_reused))
         return rep
 
     def program(self, name: str, key: tuple[int, ...] | None = None) -> ProgramReport:
@@ -78,11 +81,15 @@ class Report:
                  f"prenet dropout {'on' if self.prenet_dropout else 'off'}; lowering {self.lower_seconds:.1f} s"]
         if self.backend_note:
             lines.append(f"(not on a device: {self.backend_note})")
+        if self.device_constants_shared_bytes:
+            lines.append(f"device constants shared between variants: {self.device_constants_shared_bytes / 2**20:.1f} "
+                         "MiB not uploaded again")
         for p in self.programs:
             lines.append(f"\n[{p.name} {'x'.join(map(str, p.key))}] {p.ops_per_call} TTNN ops per call, "
                          f"{p.transfers_per_call} host<->device transfers per call, {len(p.host_fallbacks)} host "
                          f"fallbacks, weights {p.weight_bytes / 2**20:.1f} MiB, peak device memory "
-                         f"{p.device_peak_bytes / 2**20:.1f} MiB, capture {p.capture_seconds:.1f} s, "
+                         f"{p.device_peak_bytes / 2**20:.1f} MiB, {p.constants_reused} constants shared, "
+                         f"capture {p.capture_seconds:.1f} s, "
                          f"passes {p.lowering_seconds:.1f} s")
             lines.append("  ops: " + ", ".join(f"{k} x{v}" for k, v in p.ops.items()))
             for f in p.host_fallbacks:

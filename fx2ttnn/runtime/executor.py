@@ -3,6 +3,8 @@
 Binding (the mirror of ttnn trace capture on the host side):
   1. every node that depends only on constants — weight uploads ``from_torch(get_attr)``, their layout
      conversions — is executed now, with contract checks, and its result kept (weights live on device);
+     with a ``ConstantPool`` (``runtime/constants.py``), a value that another program bound from the same
+     bytes by the same ops is taken from the pool instead (the variants of a program share their weights);
   2. the remaining nodes become straight-line Python source, one ttnn call per line, every function,
      constant and ttnn attribute pre-resolved into the function's globals, values freed after their last
      use.  On the reference backend the calls go to the kernels without per-call contract checks: the
@@ -25,6 +27,7 @@ from ..errors import GenerationError
 from ..lowering.abstract import resolve_arg, resolve_path
 from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, is_bind_time
 from .backend import Backend
+from .constants import ConstantPool, constant_keys
 
 
 @dataclass
@@ -41,7 +44,7 @@ class BoundProgram:
     """A lowered program bound to ``backend``: call it with the program inputs, get its outputs."""
 
     def __init__(self, gm: torch.fx.GraphModule, backend: Backend, *, name: str = "program",
-                 output_names: list[str] | None = None):
+                 output_names: list[str] | None = None, constant_pool: ConstantPool | None = None):
         self.name = name
         self.backend = backend
         self.graph_module = gm
@@ -54,6 +57,8 @@ class BoundProgram:
         self.counts = CallCounts()
         self._checked_fns: dict[str, Any] = {}  # global name -> the checked function (reference backend)
         self._run_checked: Callable[..., tuple] | None = None
+        self.constant_pool = constant_pool
+        self.constants_reused = 0  # bound values taken from ``constant_pool`` instead of computed
         self._bind_constants(gm)
         self.source = self._codegen(gm)
         scope: dict[str, Any] = {}
@@ -75,13 +80,36 @@ class BoundProgram:
         return target
 
     def _bind_constants(self, gm: torch.fx.GraphModule) -> None:
-        const: set[torch.fx.Node] = set()
-        values: dict[torch.fx.Node, Any] = {}
-        ttnn, device = self.backend.ttnn, self.backend.device
+        const: list[torch.fx.Node] = []
+        const_set: set[torch.fx.Node] = set()
         for node in gm.graph.nodes:
-            if not is_bind_time(node, const):
+            if is_bind_time(node, const_set):
+                const.append(node)
+                const_set.add(node)
+        self._constants = const_set
+        # only what the per-call code reads gets a name (and a place in the pool); the rest is bind-time scratch
+        named = [n for n in const if any(u not in const_set for u in n.users)]
+        pool = self.constant_pool
+        keys = constant_keys(gm, const, lambda n: resolve_path(gm, n.target)) if pool is not None else {}
+        values: dict[torch.fx.Node, Any] = {}
+        for node in named:
+            spec = node.meta.get("tensor_spec")
+            hit, value = pool.get(keys.get(node), spec.nbytes if spec is not None else 0) if pool is not None \
+                else (False, None)
+            if hit:
+                values[node] = value
+                self.constants_reused += 1
+        needed: set[torch.fx.Node] = set()  # what must be computed: the named misses and what they read
+        stack = [n for n in named if n not in values]
+        while stack:
+            n = stack.pop()
+            if n not in needed:
+                needed.add(n)
+                stack.extend(n.all_input_nodes)
+        ttnn, device = self.backend.ttnn, self.backend.device
+        for node in const:
+            if node not in needed:
                 continue
-            const.add(node)
             if node.op == "get_attr":
                 values[node] = resolve_path(gm, node.target)
             else:
@@ -89,10 +117,10 @@ class BoundProgram:
                 args = resolve_arg(node.args, ttnn, device, values.__getitem__)
                 kwargs = resolve_arg(node.kwargs, ttnn, device, values.__getitem__)
                 values[node] = fn(*args, **kwargs)  # checked call: constants are bound once
-        self._constants = const
-        for node in const:
-            if any(u not in const for u in node.users):  # only what the per-call code reads gets a name
-                self._names[node] = self._global("c", values[node])
+        for node in named:
+            if pool is not None and node in needed:
+                pool.put(keys.get(node), values[node])
+            self._names[node] = self._global("c", values[node])
 
     def _expr(self, a: Any) -> str:
         if isinstance(a, torch.fx.Node):

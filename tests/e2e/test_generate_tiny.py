@@ -284,3 +284,23 @@ def test_host_weights_are_released_after_upload_unless_kept(tiny_models, no_pren
         export_variant(freed, freed.variant("postnet", freed.default_key("postnet")), tmp_path / "out",
                        source="test", seed=0)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing half-written
+
+
+def test_text_bucket_variants_share_device_weights(tiny_models, no_prenet_dropout):
+    """A longer input lowers the 64-token variants of the encoder and the decode step; they reuse the device
+    weights the 32-token variants uploaded, and generate exactly what a lowering that never had them does."""
+    model, _ = tiny_models
+    kw = dict(backend="reference", dtype="float32", max_steps=64, prenet_dropout=False)
+    tts = lower_model(model, **kw)
+    ids, spk = _inputs(5, [40])  # bucket 64
+    gen = dict(threshold=10.0, maxlenratio=1.0, vocoder=False)
+    wave = tts.generate_speech(ids, spk, **gen)
+    alone = lower_model(model, programs=(), **kw)  # nothing lowered before the 64-token variants
+    assert torch.equal(wave, alone.generate_speech(ids, spk, **gen))
+
+    rep, rep_alone = tts.report(), alone.report()
+    for name in ("encoder", "decoder_step"):  # (random init: equal LayerNorm / bias tensors are shared anyway)
+        assert rep.program(name, (1, 64)).constants_reused > rep_alone.program(name, (1, 64)).constants_reused
+    extra = rep.device_constants_shared_bytes - rep_alone.device_constants_shared_bytes
+    assert extra >= rep.program("decoder_step", (1, 64)).weight_bytes  # the decoder's weights, at least
+    assert "device constants shared between variants" in str(rep)
