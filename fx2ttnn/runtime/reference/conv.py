@@ -71,7 +71,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .matmul import apply_activation
+from .matmul import apply_activation_
 from .tensor import device_nbytes, Device, Tensor, checked, quantize, require, wrap
 from .types import (
     BufferType, Conv2dConfig, DataType, DRAM_MEMORY_CONFIG, Layout, MemoryConfig, TensorMemoryLayout,
@@ -426,7 +426,7 @@ def _effective_weights(weight_tensor: Tensor, bias_tensor: Tensor | None, device
 def _finish(op: str, out_nchw: torch.Tensor, input_tensor: Tensor, device: Device, dtype: Any, conv_config: Any,
             memory_config: Any, slice_config: Any, in_channels: int) -> Tensor:
     act = conv_config.activation if conv_config is not None else None
-    out = apply_activation(out_nchw, act)
+    out = apply_activation_(out_nchw, act) if act is not None else out_nchw  # the conv's own, fresh output
     n, c, h, w = out.shape
     out = out.permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)
     layout = conv_config.output_layout if conv_config is not None else Layout.TILE

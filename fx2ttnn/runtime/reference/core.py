@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .tensor import (
-    Device, Tensor, capture_of, checked, like, quantize, require, require_device, require_layout, require_output,
+    Device, Tensor, checked, like, quantize, require, require_device, require_layout, require_output,
     wrap, write_into,
 )
 from .types import (
@@ -243,7 +243,8 @@ def clone(input_tensor, *args, memory_config=None, dtype=None, **kwargs):
 def deallocate(tensor, force=True):
     """Free the tensor's device buffer; any later use raises (as on device)."""
     if isinstance(tensor, Tensor):
-        trace = capture_of((tensor,), {})
+        dev = tensor._device
+        trace = dev.capturing if dev is not None else None  # capture_of, for the one tensor (a step frees ~100)
         tensor._release()
         if trace is not None:
             trace.record("deallocate", deallocate, (tensor,), {"force": force}, None)

@@ -134,6 +134,24 @@ _INPLACE_ACTIVATIONS = {
     "relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "gelu": torch._C._nn.gelu_,
     "silu": lambda x: torch.nn.functional.silu(x, inplace=True),
 }
+
+
+def apply_activation_(x: torch.Tensor, activation) -> torch.Tensor:
+    """``apply_activation`` in place on a fresh result ``x`` where torch has the in-place form (same kernels,
+    bit-identical values, no second buffer); returns the result."""
+    if isinstance(activation, str):
+        act = _INPLACE_ACTIVATIONS.get(activation)
+        if act is not None:
+            return act(x)
+    elif isinstance(activation, UnaryWithParam):
+        name, param = activation.op_type.value, activation.param
+        if name == "leaky_relu":
+            return torch.nn.functional.leaky_relu_(x, 0.01 if param is None else param)
+        if name in _INPLACE_ACTIVATIONS:
+            return _INPLACE_ACTIVATIONS[name](x)
+    return apply_activation(x, activation)
+
+
 _FLOAT32 = DataType.FLOAT32
 _BFLOAT16 = DataType.BFLOAT16
 _torch_linear = torch._C._nn.linear
@@ -220,8 +238,7 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
         if bias is not None:
             out = out + bias._value.reshape(-1)
     if activation is not None:
-        act = _INPLACE_ACTIVATIONS.get(activation) if isinstance(activation, str) else None
-        out = act(out) if act is not None else apply_activation(out, activation)
+        out = apply_activation_(out, activation)
     if optional_output_tensor is not None:
         return write_into(optional_output_tensor, out)
     dtype = dtype or input_tensor_a.dtype
