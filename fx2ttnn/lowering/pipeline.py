@@ -83,6 +83,7 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.conv_transpose1d_to_conv_transpose2d import ConvTranspose1dToConvTranspose2d
     from ..passes.fold_batchnorm import FoldBatchNorm
     from ..passes.fuse_attention import FuseAttention
+    from ..passes.fuse_binary_activations import FuseBinaryActivations
     from ..passes.lower_batch_norm import LowerBatchNorm
     from ..passes.sink_layout_conversions import SinkLayoutConversions
     from ..passes.hoist_invariants import HoistInvariants
@@ -103,7 +104,8 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
         ConvTranspose1dToConvTranspose2d(dtype), SinkLayoutConversions(), LowerBatchNorm(),
         SplitConcatLinear(invariant_inputs), FuseAttention(),
         LowerLinear(), LowerLayerNorm(), LowerEmbedding(), LowerKVCache(), LowerMatmul(), LowerSoftmax(),
-        LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs),
+        FuseBinaryActivations(), LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(),
+        AssignLayouts(dtype, input_specs, output_specs),
     ]
     if invariant_inputs:  # a step program: per-utterance work moves into its prologue
         passes.append(HoistInvariants(invariant_inputs))

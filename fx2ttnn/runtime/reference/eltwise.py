@@ -9,7 +9,7 @@ import numbers
 
 import torch
 
-from .matmul import _check_activation, apply_activation
+from .matmul import _check_activation, apply_activation, apply_activation_
 from .tensor import (
     Tensor, checked, like, quantize, require, require_device, require_dtype, require_layout, require_output,
     write_into,
@@ -53,7 +53,8 @@ def _binary_check(op: str):
     return check
 
 
-def _binary(op: str, fn):
+def _binary(op: str, fn, fn_=None):
+    """The ttnn binary op ``op`` computing ``fn(a, b)``; ``fn_`` is its in-place form (``a.fn_(b)``), if any."""
     @checked(_binary_check(op))
     def kernel(input_tensor_a, input_tensor_b, *, memory_config=None, dtype=None, output_tensor=None,
                activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None, **kwargs):
@@ -65,10 +66,15 @@ def _binary(op: str, fn):
         if input_tensor_b_activations and isinstance(b, torch.Tensor):
             for act in input_tensor_b_activations:
                 b = apply_activation(b, act)
-        out = fn(a, b)
+        b_shape, b_dtype = (b.shape, b.dtype) if isinstance(b, torch.Tensor) else ((), a.dtype)
+        if input_tensor_a_activations and fn_ is not None and a.is_floating_point() and b_dtype == a.dtype \
+                and a.shape == torch.broadcast_shapes(a.shape, b_shape):
+            out = fn_(a, b)  # a is the activation's fresh result and already has the output's shape: in place
+        else:
+            out = fn(a, b)
         if activations:
             for act in activations:
-                out = apply_activation(out, act)
+                out = apply_activation_(out, act)
         if output_tensor is not None:
             output_tensor._value = quantize(out, output_tensor.dtype)
             return output_tensor
@@ -77,10 +83,10 @@ def _binary(op: str, fn):
     return kernel
 
 
-add = _binary("add", torch.add)
-subtract = _binary("subtract", torch.sub)
-multiply = _binary("multiply", torch.mul)
-divide = _binary("divide", torch.div)
+add = _binary("add", torch.add, torch.Tensor.add_)
+subtract = _binary("subtract", torch.sub, torch.Tensor.sub_)
+multiply = _binary("multiply", torch.mul, torch.Tensor.mul_)
+divide = _binary("divide", torch.div, torch.Tensor.div_)
 
 
 def _compare(op: str, fn):
