@@ -90,15 +90,16 @@ class BoundProgram:
         # only what the per-call code reads gets a name (and a place in the pool); the rest is bind-time scratch
         named = [n for n in const if any(u not in const_set for u in n.users)]
         pool = self.constant_pool
-        keys = constant_keys(gm, const, lambda n: resolve_path(gm, n.target)) if pool is not None else {}
         values: dict[torch.fx.Node, Any] = {}
-        for node in named:
-            spec = node.meta.get("tensor_spec")
-            hit, value = pool.get(keys.get(node), spec.nbytes if spec is not None else 0) if pool is not None \
-                else (False, None)
-            if hit:
-                values[node] = value
-                self.constants_reused += 1
+        keys: dict[torch.fx.Node, Any] = {}
+        if pool is not None:
+            keys = constant_keys(gm, const, lambda n: resolve_path(gm, n.target))
+            for node in named:
+                spec = node.meta.get("tensor_spec")
+                hit, value = pool.get(keys[node], spec.nbytes if spec is not None else 0)
+                if hit:
+                    values[node] = value
+                    self.constants_reused += 1
         needed: set[torch.fx.Node] = set()  # what must be computed: the named misses and what they read
         stack = [n for n in named if n not in values]
         while stack:

@@ -378,25 +378,11 @@ class DumpResult:
 
 def _open(model: Any, vocoder: Any, *, backend: str, dtype: str, max_steps: int | None, prenet_dropout: bool,
           dump_dir: Path | None) -> Any:
-    """A ``LoweredSpeechT5`` with nothing lowered yet: ``lower_model``'s checks, without lowering every program."""
-    from ..errors import UnsupportedModelError
-    from ..lowering import speecht5 as s5
-    from ..model import DEFAULT_MAX_STEPS, DTYPES as MODEL_DTYPES, DumpOptions, LoweredSpeechT5
-    from ..runtime.backend import open_backend
+    """A ``LoweredSpeechT5`` with nothing lowered yet (``lower_model(programs=())``: its checks, no programs)."""
+    from ..model import lower_model
 
-    s5.check_supported(model, vocoder)
-    if dtype not in MODEL_DTYPES:
-        raise UnsupportedModelError(f"dtype must be one of {', '.join(MODEL_DTYPES)}, got {dtype!r}")
-    steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
-    limit = model.config.max_speech_positions
-    if steps < 32 or steps % 32 or steps > limit:
-        raise UnsupportedModelError(f"max_steps must be a multiple of 32 in [32, {limit}] "
-                                    f"(config.max_speech_positions), got {steps}")
-    model.eval()
-    if vocoder is not None:
-        vocoder.eval()
-    return LoweredSpeechT5(model, vocoder, backend=open_backend(backend), dtype=dtype, max_steps=steps,
-                           prenet_dropout=prenet_dropout, dump=DumpOptions(dump_dir, ()))
+    return lower_model(model, vocoder=vocoder, backend=backend, dtype=dtype, max_steps=max_steps,
+                       prenet_dropout=prenet_dropout, dump_dir=dump_dir, programs=(), keep_host_weights=True)
 
 
 def dump_model(model: Any, vocoder: Any = None, *, out: str | Path | None = None, fmt: str = "text",

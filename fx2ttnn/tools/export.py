@@ -357,7 +357,7 @@ class Names:
         self.used = set(_RESERVED) | set(reserved)
 
     def take(self, base: str) -> str:
-        base = ident(base)
+        base = self._base(base)
         name, i = base, 0
         while name in self.used:
             i += 1
@@ -365,20 +365,18 @@ class Names:
         self.used.add(name)
         return name
 
+    def _base(self, base: str) -> str:
+        return ident(base)
 
-class Keys:
-    """Unique dotted keys (weights file, params dict)."""
+
+class Keys(Names):
+    """Unique dotted keys (weights file, params dict): taken as given, nothing reserved."""
 
     def __init__(self):
         self.used: set[str] = set()
 
-    def take(self, base: str) -> str:
-        key, i = base, 0
-        while key in self.used:
-            i += 1
-            key = f"{base}_{i}"
-        self.used.add(key)
-        return key
+    def _base(self, base: str) -> str:
+        return base
 
 
 # ---------------------------------------------------------------------------------------------------------

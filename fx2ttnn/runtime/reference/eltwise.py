@@ -53,6 +53,13 @@ def _binary_check(op: str):
     return check
 
 
+def _fits_in_place(a: torch.Tensor, b) -> bool:
+    """Whether ``a.op_(b)`` gives what ``op(a, b)`` gives: a float ``a`` of the broadcast shape, ``b`` of its dtype."""
+    if not isinstance(b, torch.Tensor):
+        return a.is_floating_point()
+    return a.is_floating_point() and b.dtype == a.dtype and a.shape == torch.broadcast_shapes(a.shape, b.shape)
+
+
 def _binary(op: str, fn, fn_=None):
     """The ttnn binary op ``op`` computing ``fn(a, b)``; ``fn_`` is its in-place form (``a.fn_(b)``), if any."""
     @checked(_binary_check(op))
@@ -60,17 +67,16 @@ def _binary(op: str, fn, fn_=None):
                activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None, **kwargs):
         a = input_tensor_a._value
         b = input_tensor_b._value if isinstance(input_tensor_b, Tensor) else input_tensor_b
-        if input_tensor_a_activations:
-            for act in input_tensor_a_activations:
-                a = apply_activation(a, act)
         if input_tensor_b_activations and isinstance(b, torch.Tensor):
             for act in input_tensor_b_activations:
                 b = apply_activation(b, act)
-        b_shape, b_dtype = (b.shape, b.dtype) if isinstance(b, torch.Tensor) else ((), a.dtype)
-        if input_tensor_a_activations and fn_ is not None and a.is_floating_point() and b_dtype == a.dtype \
-                and a.shape == torch.broadcast_shapes(a.shape, b_shape):
-            out = fn_(a, b)  # a is the activation's fresh result and already has the output's shape: in place
-        else:
+        out = None
+        if input_tensor_a_activations:
+            for act in input_tensor_a_activations:
+                a = apply_activation(a, act)
+            if fn_ is not None and _fits_in_place(a, b):
+                out = fn_(a, b)  # a is the activation's fresh result and already has the output's shape
+        if out is None:
             out = fn(a, b)
         if activations:
             for act in activations:
