@@ -15,8 +15,10 @@ alternating runs, in which the heap that HF's runs leave behind would count agai
 
 The floor: the bare matrix-vector products (one per ``ttnn.linear`` of the lowered decode step, fresh tensors of the
 same shapes, float32 as the reference stores them) — the memory traffic a decode step cannot avoid on this machine —
-timed in the same run with the faster of ``torch.addmm`` and the reference's split-K product; the table gives
-lowered ÷ floor.
+timed with the faster of ``torch.addmm`` and the reference's split-K product.  It is sampled right after each timed
+fx2ttnn generation, so the floor and the steps it is compared with see the same spell of a machine whose speed
+drifts (by up to 20% between runs minutes apart on the CI machine); the table gives the median sample and
+lowered ÷ floor, the JSON every sample (``floor_samples_ms``).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -58,11 +60,14 @@ class BenchResult:
     hf: Side
     lowered: Side
     floor_ms: float
+    floor_samples_ms: list[float] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({"schema_version": 1, **asdict(self)}, indent=2)
 
+
+FLOOR_REPEAT = 10  # timings per kernel in one floor sample (one sample per repeat, about 0.2 s)
 
 # -- measurement helpers ------------------------------------------------------------------------------------
 
@@ -143,11 +148,13 @@ def _hf_timers(model: Any, vocoder: Any) -> Iterator[dict[str, Any]]:
             h.remove()
 
 
-def floor_ms(step_program: Any, repeat: int = 30) -> float:
-    """Median time of the bare products over the weights of every ``ttnn.linear`` in a lowered decode step,
-    with the faster of two kernels: ``torch.addmm`` for every product, or the reference's own choice (its
+def floor_timer(step_program: Any) -> Callable[[int], float]:
+    """A floor sampler for a lowered decode step: ``sample(repeat)`` is the median time (ms, over ``repeat``
+    timings) of the bare products over the weights of every ``ttnn.linear`` in the step, with the faster of two
+    kernels: ``torch.addmm`` for every product, or the reference's own choice (its
     split-K matrix-vector product where it takes it, ``reference.matmul.use_split_k``).  The floor is what the
-    fastest bare kernel known here needs, not what the lowered step happens to use."""
+    fastest bare kernel known here needs, not what the lowered step happens to use.  The tensors are made once;
+    each sample times both kernels."""
     from ..lowering import op_table as ops
     rm = importlib.import_module("fx2ttnn.runtime.reference.matmul")  # the module; the package exports matmul()
     shapes = [n.args[1].meta["tensor_spec"].shape for n in step_program.nodes() if n.target is ops.linear]
@@ -171,12 +178,14 @@ def floor_ms(step_program: Any, repeat: int = 30) -> float:
                 rm.matvec(x, wk).add_(b)
         return time.perf_counter() - t
 
-    best = float("inf")
-    for once in (addmm, reference_choice):
-        for _ in range(3):
-            once()
-        best = min(best, 1000 * statistics.median(once() for _ in range(repeat)))
-    return best
+    def sample(repeat: int) -> float:
+        best = float("inf")
+        for once in (addmm, reference_choice):
+            for _ in range(3):
+                once()
+            best = min(best, 1000 * statistics.median(once() for _ in range(repeat)))
+        return best
+    return sample
 
 
 # -- the benchmark ---------------------------------------------------------------------------------------
@@ -221,8 +230,11 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
         tts.generate_speech(ids, speaker, **kw)
     lowered.peak_rss_mb = peak[0]
 
-    # timed generations, the two sides alternating: a slow spell of the machine hits both sides alike
-    stats, hf_totals, totals = [], [], []
+    # timed generations, the two sides alternating: a slow spell of the machine hits both sides alike; a floor
+    # sample after each fx2ttnn generation, in the same spell as its steps
+    key = (1, tts.last_generation.text_bucket)  # the decode-step variant these inputs run
+    floor_sample = floor_timer(tts.variant("decoder_step", key).lowered)
+    stats, hf_totals, totals, floors = [], [], [], []
     with _hf_timers(model, vocoder) as rec, torch.no_grad():
         for _ in range(repeat):
             t = time.perf_counter()
@@ -232,22 +244,22 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
             wave = tts.generate_speech(ids, speaker, **kw)
             totals.append(time.perf_counter() - t)
             stats.append(tts.last_generation)
+            floors.append(floor_sample(FLOOR_REPEAT))
     _fill(hf, rec["encoder"], rec["steps"], rec["postnet"], rec["vocoder"], hf_totals,
           hf_wave.numel() / sampling_rate)
     _fill(lowered, [s.encoder_seconds for s in stats], [x for s in stats for x in s.step_seconds],
           [s.postnet_seconds for s in stats], [s.vocoder_seconds for s in stats], totals, wave.numel() / sampling_rate)
-    key = (1, tts.text_buckets[0] if text_len <= tts.text_buckets[0] else stats[0].text_bucket)
     step_report = tts.report().program("decoder_step", key)
     lowered.ops_per_step = step_report.ops_per_call
     lowered.transfers_per_step = stats[-1].transfers_per_step
 
-    floor = floor_ms(tts.variant("decoder_step", key).lowered)
+    floor = statistics.median(floors)
     res = BenchResult(
         config={"text_len": text_len, "steps": steps, "dtype": dtype, "repeat": repeat,
                 "backend": tts.backend.description, "torch_threads": torch.get_num_threads(),
                 "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
                 "torch": torch.__version__, "stop_check_interval": tts.stop_check_interval, "trace": tts.trace},
-        hf=hf, lowered=lowered, floor_ms=floor)
+        hf=hf, lowered=lowered, floor_ms=floor, floor_samples_ms=floors)
     for k in ("encoder_ms", "step_ms_median", "step_ms_p90", "postnet_ms", "vocoder_ms", "end_to_end_s",
               "real_time_factor", "peak_rss_mb"):
         a, b = getattr(lowered, k), getattr(hf, k)

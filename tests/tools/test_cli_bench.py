@@ -3,7 +3,7 @@
 * one in-process run (``--steps 3 --repeat 1 --text-len 8 --json FILE``): exit 0, every row ``format_table``
   emits, each with a number or ``-`` in its three columns (``-`` exactly where the HF side or the ratio has
   no value); the JSON file parses, has ``schema_version`` 1 and ``config``/``hf``/``lowered``/``floor_ms``/
-  ``ratios`` with finite numbers (times and ratios positive), and agrees with the table on the counts;
+  ``floor_samples_ms`` (one per repeat, ``floor_ms`` their median)/``ratios`` with finite numbers (times and ratios positive), and agrees with the table on the counts;
 * usage errors (an unwritable ``--json`` path, ``--steps 0``) exit 2 with one ``error:`` line, nothing on
   stdout, before any lowering.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 
 import pytest
 import torch
@@ -95,7 +96,7 @@ def test_bench_json(bench):
     assert rc == 0, out + err
     doc = json.loads(report.read_text())
     assert doc["schema_version"] == 1
-    assert set(doc) == {"schema_version", "config", "hf", "lowered", "floor_ms", "ratios"}
+    assert set(doc) == {"schema_version", "config", "hf", "lowered", "floor_ms", "floor_samples_ms", "ratios"}
     cfg = doc["config"]
     assert (cfg["text_len"], cfg["steps"], cfg["dtype"], cfg["repeat"]) == (TEXT_LEN, STEPS, "float32", REPEAT)
     assert cfg["backend"].startswith("reference ttnn on cpu")
@@ -112,6 +113,10 @@ def test_bench_json(bench):
     assert isinstance(low["ops_per_step"], int) and low["ops_per_step"] > 0
     assert _finite(low["transfers_per_step"]) and low["transfers_per_step"] >= 0
     assert _finite(doc["floor_ms"]) and doc["floor_ms"] > 0
+    # one floor sample per repeat, taken beside the steps it is compared with; the table's floor is their median
+    samples = doc["floor_samples_ms"]
+    assert len(samples) == REPEAT and all(_finite(x) and x > 0 for x in samples)
+    assert doc["floor_ms"] == pytest.approx(statistics.median(samples))
     assert set(doc["ratios"]) == {*SIDE_TIMES, "step_vs_floor"}
     assert all(_finite(v) and v > 0 for v in doc["ratios"].values()), doc["ratios"]
     # the table prints the same counts the JSON holds (the only cells that are not timings)
