@@ -17,8 +17,8 @@ The floor: the bare matrix-vector products (one per ``ttnn.linear`` of the lower
 same shapes, float32 as the reference stores them) — the memory traffic a decode step cannot avoid on this machine —
 timed with the faster of ``torch.addmm`` and the reference's split-K product.  It is sampled right after each timed
 fx2ttnn generation, so the floor and the steps it is compared with see the same spell of a machine whose speed
-drifts (by up to 20% between runs minutes apart on the CI machine); the table gives the median sample and
-lowered ÷ floor, the JSON every sample (``floor_samples_ms``).
+drifts (the same floor took 6.65 to 8.31 ms in runs minutes apart on the CI machine); the table gives the median
+sample and lowered ÷ floor, the JSON every sample (``floor_samples_ms``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 * one in-process run (``--steps 3 --repeat 1 --text-len 8 --json FILE``): exit 0, every row ``format_table``
   emits, each with a number or ``-`` in its three columns (``-`` exactly where the HF side or the ratio has
   no value); the JSON file parses, has ``schema_version`` 1 and ``config``/``hf``/``lowered``/``floor_ms``/
-  ``floor_samples_ms`` (one per repeat, ``floor_ms`` their median)/``ratios`` with finite numbers (times and ratios positive), and agrees with the table on the counts;
+  ``floor_samples_ms``/``ratios`` with finite numbers (times and ratios positive; one floor sample per
+  repeat, ``floor_ms`` their median), and agrees with the table on the counts;
 * usage errors (an unwritable ``--json`` path, ``--steps 0``) exit 2 with one ``error:`` line, nothing on
   stdout, before any lowering.
 
