@@ -8,9 +8,15 @@ Output:  ``to_flat(x)`` → ``ttnn.conv2d(input_tensor=..., weight_tensor=w, bia
          The torch weight ``[O, I/g, K]`` becomes OIHW ``[O, I/g, 1, K]`` and the bias ``[1, 1, 1, O]`` here; both go
          through ``ttnn.prepare_conv_weights`` / ``prepare_conv_bias`` on constants, so they are prepared once,
          when the program is bound (the contract requires prepared weights under trace).  The activation that is
-         the conv's only consumer (relu, tanh, sigmoid, leaky_relu with its slope) is fused through
-         ``Conv2dConfig.activation`` — HiFi-GAN's leaky_relu(0.1) after each resblock conv, the postnet's tanh.
-Leaves alone: non-constant weights, ``padding="same"`` strings, 2-D/3-D convolutions.
+         the conv's only consumer (relu, tanh, sigmoid, leaky_relu with its slope, exact gelu) is fused through
+         ``Conv2dConfig.activation`` — HiFi-GAN's leaky_relu(0.1) after each resblock conv, the postnet's tanh,
+         the speech feature encoder's gelu (``UnaryWithParam(GELU, 0.0)``: the accurate, erf form).
+         A trailing crop — the conv's only consumer is ``slice(y, -1, 0, L_out - r)`` with ``r * stride`` at most
+         the padding — is folded into the padding: ``(left, right - r * stride)`` gives exactly the first
+         ``L_out - r`` outputs (the "same" padding of an even kernel, HF ``SpeechT5SamePadLayer``), so the
+         activation after the crop fuses too and no slice runs.
+Leaves alone: non-constant weights, ``padding="same"`` strings, 2-D/3-D convolutions, gelu with
+         ``approximate="tanh"`` (not fused), crops that do not start at 0 or cut more than the right padding.
 
 Why ``ttnn.conv2d`` and not ``ttnn.conv1d``: both exist in 0.81.1 and ``conv1d`` is a conv2d with H = 1, but
 ``conv1d`` is documented without a golden, cannot DRAM-slice (``slice_config``), rejects a bias for depthwise
@@ -25,11 +31,11 @@ import torch.fx
 from ..lowering import op_table as ops
 from ..lowering.ir import DEVICE, Ref, construct, ttnn_call
 from .conv_layout import from_flat, make_marker, to_flat
-from .graph_utils import add_constant, aten, aten_nodes, const_tensor, impure, set_val, shape
+from .graph_utils import add_constant, aten, aten_nodes, const_tensor, impure, normalize_dim, set_val, shape
 from .pass_manager import FxPass, PassResult
 
 ACTIVATIONS = {aten.relu.default: "RELU", aten.tanh.default: "TANH", aten.sigmoid.default: "SIGMOID",
-               aten.leaky_relu.default: "LEAKY_RELU"}
+               aten.leaky_relu.default: "LEAKY_RELU", aten.gelu.default: "GELU"}
 
 
 def conv1d_args(node: torch.fx.Node) -> dict | None:
@@ -59,8 +65,30 @@ def fused_activation(conv: torch.fx.Node):
     param = None
     if user.target is aten.leaky_relu.default:
         param = float(user.args[1]) if len(user.args) > 1 else 0.01
+    elif user.target is aten.gelu.default:
+        if user.kwargs.get("approximate", user.args[1] if len(user.args) > 1 else "none") != "none":
+            return None, None
+        param = 0.0  # ttnn's GELU parameter is fast_and_approximate_mode: 0 is the accurate (erf) GELU
     args = (Ref(f"UnaryOpType.{ACTIVATIONS[user.target]}"),) + ((param,) if param is not None else ())
     return user, construct("UnaryWithParam", *args)
+
+
+def trailing_crop(conv: torch.fx.Node, stride: int, padding: int) -> tuple[torch.fx.Node | None, int]:
+    """(slice node, r) when the conv's only consumer keeps its first ``L_out - r`` outputs and ``r * stride`` fits
+    in the right padding; else (None, 0)."""
+    if len(conv.users) != 1:
+        return None, 0
+    (user,) = conv.users
+    if user.op != "call_function" or user.target is not aten.slice.Tensor:
+        return None, 0
+    a = list(user.args) + [None] * (5 - len(user.args))
+    dim, start, step = a[1] if a[1] is not None else 0, a[2], a[4] if a[4] is not None else 1
+    if normalize_dim(dim, 3) != 2 or start not in (0, None) or step != 1:
+        return None, 0
+    r = shape(conv)[-1] - shape(user)[-1]
+    if r <= 0 or r * stride > padding:
+        return None, 0
+    return user, r
 
 
 class Conv1dToConv2d(FxPass):
@@ -70,7 +98,7 @@ class Conv1dToConv2d(FxPass):
         self.dtype = dtype
 
     def call(self, gm: torch.fx.GraphModule) -> PassResult:
-        stats = {"conv": 0, "activation_fused": 0, "declined": 0}
+        stats = {"conv": 0, "activation_fused": 0, "crop_folded": 0, "declined": 0}
         g = gm.graph
         for node in aten_nodes(gm, aten.conv1d.default, aten.convolution.default):
             c = conv1d_args(node)
@@ -82,14 +110,18 @@ class Conv1dToConv2d(FxPass):
                 continue
             batch, cin, length = shape(c["x"])
             cout, _, k = w.shape
-            lout = shape(node)[-1]
-            act_node, activation = fused_activation(node)
+            crop, r = trailing_crop(node, c["stride"], c["padding"])
+            tail = crop or node  # the value the conv2d computes
+            lout = shape(tail)[-1]
+            act_node, activation = fused_activation(tail)
+            p = c["padding"]
+            padding = (0, 0, p, p - r * c["stride"]) if crop is not None else (0, p)
             geometry = dict(in_channels=cin, out_channels=cout, batch_size=batch, input_height=1, input_width=length,
-                            kernel_size=(1, k), stride=(1, c["stride"]), padding=(0, c["padding"]),
+                            kernel_size=(1, k), stride=(1, c["stride"]), padding=padding,
                             dilation=(1, c["dilation"]), groups=c["groups"])
             config = construct("Conv2dConfig", weights_dtype=Ref(self.dtype), output_layout=Ref("TILE_LAYOUT"),
                                **({"activation": activation} if activation is not None else {}))
-            anchor = act_node or node
+            anchor = act_node or tail
             with g.inserting_before(anchor):
                 prep = dict(input_memory_config=Ref("DRAM_MEMORY_CONFIG"), input_layout=Ref("TILE_LAYOUT"),
                             device=DEVICE, input_dtype=Ref(self.dtype), conv_config=config, **geometry)
@@ -109,6 +141,9 @@ class Conv1dToConv2d(FxPass):
             if act_node is not None:
                 g.erase_node(act_node)
                 stats["activation_fused"] += 1
+            if crop is not None:
+                g.erase_node(crop)
+                stats["crop_folded"] += 1
             g.erase_node(node)
             stats["conv"] += 1
         g.eliminate_dead_code(is_impure_node=impure)

@@ -54,8 +54,9 @@ class Conv(nn.Module):
     dict(k=3, padding=1), dict(k=5, padding=2, bias=False), dict(k=3, stride=2, padding=1),
     dict(k=3, dilation=3, padding=3), dict(k=11, dilation=5, padding=25), dict(k=3, padding=1, groups=4),
     dict(k=7, padding=3, act=torch.tanh), dict(k=3, padding=1, act=lambda y: nn.functional.leaky_relu(y, 0.1)),
-    dict(k=1, act=torch.relu),
-], ids=["k3", "k5-nobias", "stride2", "dilation3", "k11-dilation5", "groups4", "tanh", "leaky0.1", "k1-relu"])
+    dict(k=1, act=torch.relu), dict(k=10, stride=5, act=nn.functional.gelu),
+], ids=["k3", "k5-nobias", "stride2", "dilation3", "k11-dilation5", "groups4", "tanh", "leaky0.1", "k1-relu",
+        "k10s5-gelu"])
 @pytest.mark.parametrize("batch", [1, 2])
 def test_conv1d_becomes_conv2d_on_flattened_nhwc(kw, batch):
     m = Conv(32, 32, **kw)
@@ -71,6 +72,64 @@ def test_conv1d_becomes_conv2d_on_flattened_nhwc(kw, batch):
     assert ("bias_tensor" in node.kwargs) == kw.get("bias", True)
     assert node.kwargs["weight_tensor"].target is ops.prepare_conv_weights  # prepared once, at bind time
     assert not any(n.target in (to_flat, from_flat) for n in gm.graph.nodes)  # markers never survive the sink
+    _check_numerics(m, gm, [x])
+
+
+def test_gelu_fuses_as_the_accurate_ttnn_gelu_and_tanh_gelu_does_not():
+    x = torch.randn(1, 32, 40)
+    gm, (conv, _, _) = _lower(Conv(32, 32, 3, act=nn.functional.gelu), x)
+    cfg = next(n for n in gm.graph.nodes if n.target is ops.conv2d).kwargs["conv_config"]
+    assert conv.stats["activation_fused"] == 1 and count_ops(gm)[aten.gelu.default] == 0
+    assert repr(dict(cfg.kwargs)["activation"]) == "ttnn.UnaryWithParam(ttnn.UnaryOpType.GELU, 0.0)"
+
+    m = Conv(32, 32, 3, act=lambda y: nn.functional.gelu(y, approximate="tanh"))
+    gm, (conv, _, _) = _lower(m, x)
+    assert conv.stats.get("activation_fused", 0) == 0 and count_ops(gm)[aten.gelu.default] == 1
+
+
+class CroppedConv(nn.Module):
+    """HF SpeechT5PositionalConvEmbedding's shape: an even kernel with "same" padding, the last output dropped
+    (SpeechT5SamePadLayer), then the activation; ``crop`` selects other slices for the cases left alone."""
+
+    def __init__(self, k, padding, stride=1, groups=1, crop=(0, -1), act=nn.functional.gelu):
+        super().__init__()
+        self.conv = nn.Conv1d(32, 32, k, stride=stride, padding=padding, groups=groups)
+        self.crop, self.act = crop, act
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.act(y[:, :, self.crop[0]:self.crop[1]])
+
+
+@pytest.mark.parametrize("kw, padding", [
+    (dict(k=16, padding=8, groups=2), (0, 0, 8, 7)),        # HF's VC test config: 16-tap kernel, 2 groups
+    (dict(k=6, padding=4, stride=2, crop=(0, -2)), (0, 0, 4, 0)),  # two outputs at stride 2: four padding columns
+], ids=["same-pad-even-kernel", "stride2-crop2"])
+def test_trailing_crop_folds_into_the_right_padding(kw, padding):
+    m = CroppedConv(**kw)
+    x = torch.randn(2, 32, 40)
+    gm, (conv, _, _) = _lower(m, x)
+
+    assert conv.stats["crop_folded"] == 1 and conv.stats["activation_fused"] == 1
+    node = next(n for n in gm.graph.nodes if n.target is ops.conv2d)
+    assert node.kwargs["padding"] == padding
+    assert node.kwargs["weight_tensor"].kwargs["padding"] == padding  # prepared for the same geometry
+    assert count_ops(gm)[aten.slice.Tensor] == 0
+    _check_numerics(m, gm, [x])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(k=4, padding=2, crop=(1, None)),      # not a trailing crop: drops the first output
+    dict(k=4, padding=1, crop=(0, -2)),        # cuts more than the right padding
+    dict(k=4, padding=2, stride=2, crop=(0, -2)),  # two outputs at stride 2 need 4 padding columns, there are 2
+], ids=["leading", "beyond-padding", "beyond-padding-stride2"])
+def test_other_crops_stay_slices(kw):
+    m = CroppedConv(**kw, act=torch.relu)  # (a float32 program keeps relu in float32: exact comparison)
+    x = torch.randn(1, 32, 40)
+    gm, (conv, _, _) = _lower(m, x)
+
+    assert conv.stats.get("crop_folded", 0) == 0 and conv.stats.get("activation_fused", 0) == 0
+    assert count_ops(gm)[aten.slice.Tensor] == 1
     _check_numerics(m, gm, [x])
 
 

@@ -235,6 +235,19 @@ def test_sum(dev, dtype_name, dim, keepdim):
     assert_op_close(out, golden, dtype_name)
 
 
+def test_sum_over_time_of_masked_frames(dev):
+    """The speech encoder's masked statistics: ``sum(x * mask, 1)`` of a [B, T, C] tensor (a -2 reduction), with a
+    [B, T, 1] frame mask broadcast along channels, and a sharded input reduced along -2."""
+    x, mask = torch.randn(2, 70, 64), (torch.arange(70)[None, :, None] < torch.tensor([70, 33])[:, None, None])
+    masked = ttnn.multiply(upload(x, "float32", dev), upload(mask.float(), "float32", dev))
+    out = ttnn.sum(masked, 1, True)
+    assert tuple(out.shape) == (2, 1, 64)
+    torch.testing.assert_close(ttnn.to_torch(out), (x * mask).sum(1, keepdim=True), atol=1e-5, rtol=1e-5)
+    sharded = ttnn.from_torch(x[0], dtype=ttnn.float32, layout=TILE, device=dev,
+                              memory_config=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG)
+    torch.testing.assert_close(ttnn.to_torch(ttnn.sum(sharded, -2)), x[0].sum(0), atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # unary
 
@@ -489,6 +502,12 @@ REJECTIONS = [
     ("sum-rm", lambda m: ttnn.sum(m.rm(32, 32), -1), "must be in TILE layout"),
     ("sum-dim", lambda m: ttnn.sum(m.tile(32, 32), 2), "dim 2 out of range for rank 2"),
     ("sum-dims", lambda m: ttnn.sum(m.tile(32, 32), (0, -3)), "out of range for rank 2"),
+    ("sum-float-dim", lambda m: ttnn.sum(m.tile(32, 32), 1.0), "dim must be an int or a tuple of ints"),
+    ("sum-keepdim", lambda m: ttnn.sum(m.tile(32, 32), -1, 1), "keepdim must be a bool"),
+    ("sum-sharded-batch-dim", lambda m: ttnn.sum(m.tile(2, 32, 64, mc=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG), 0),
+     "a sharded input can only be reduced along -1 / -2"),
+    ("sum-sharded-all", lambda m: ttnn.sum(m.tile(32, 64, mc=ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG)),
+     "a sharded input can only be reduced along -1 / -2"),
     # preallocated outputs of the wrong shape
     ("relu-output-shape", lambda m: ttnn.relu(m.tile(32, 64), output_tensor=m.tile(32, 32)),
      "output_tensor shape [32, 32] != result shape [32, 64]"),

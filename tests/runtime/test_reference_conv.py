@@ -239,6 +239,27 @@ def test_prepared_dtype(dev, weights_dtype):
     assert pw.dtype is ttnn.bfloat16
 
 
+@pytest.mark.parametrize("groups", [1, 2, 16])
+def test_grouped_weight_is_stored_ungrouped(dev, groups):
+    """ttnn zero-pads a grouped weight [O, I/g, kH, kW] to the dense block-diagonal [O, I, kH, kW]
+    (convert_conv_weight_tensor_to_grouped_layout): the device holds, and the conv multiplies by, g times the
+    weights.  The SpeechT5 positional conv (768 channels, kernel 128, 16 groups) as a 32-channel miniature."""
+    geo = dict(in_channels=32, out_channels=32, batch_size=1, input_height=1, input_width=40, kernel_size=(1, 16),
+               stride=(1, 1), padding=(0, 0, 8, 7), dilation=(1, 1), groups=groups, device=dev,
+               input_memory_config=ttnn.DRAM_MEMORY_CONFIG, input_layout=TILE, input_dtype=ttnn.float32)
+    wt = rand_w(32, 32 // groups, 1, 16, fan_in=32 // groups * 16)
+    before = dev.allocated_bytes
+    pw = ttnn.prepare_conv_weights(weight_tensor=host(wt), weights_format="OIHW", has_bias=False, **geo)
+    assert pw.device_shape == (1, 1, 16 * 32, 32)  # kW * C_in rows whatever the groups
+    assert dev.allocated_bytes - before == 16 * 32 * 32 * 4
+    x = torch.randn(1, 32, 1, 40)
+    geo = {k: v for k, v in geo.items() if not k.startswith("input_") or k in ("input_height", "input_width")}
+    out = ttnn.conv2d(input_tensor=ttnn.from_torch(nhwc(x), dtype=ttnn.float32, layout=TILE, device=dev),
+                      weight_tensor=pw, memory_config=ttnn.DRAM_MEMORY_CONFIG, **geo)
+    golden = F.conv2d(F.pad(x, (8, 7)), wt, groups=groups)
+    assert_close(as_nchw(out, 1, 1, 40, 32), golden, "float32")
+
+
 # ---------------------------------------------------------------------------------------------
 # conv1d against torch (HiFi-GAN and SpeechT5 postnet shapes)
 

@@ -144,10 +144,15 @@ class PreparedConvTensor(Tensor):
 
     @property
     def device_shape(self) -> tuple[int, ...]:
-        """The shape the device stores: ``[1, 1, kH*kW*I, O]`` for a weight, ``[1, 1, 1, O]`` for a bias."""
+        """The shape the device stores: ``[1, 1, kH*kW*I, O]`` for a weight, ``[1, 1, 1, O]`` for a bias.
+
+        A grouped weight (``groups > 1``) is stored ungrouped: ttnn's ``convert_conv_weight_tensor_to_grouped_layout``
+        zero-pads ``[O, I/groups, kH, kW]`` to the block-diagonal ``[O, I, kH, kW]`` (``[I, O, kH, kW]`` for a
+        transposed conv), and the conv runs it as a dense one: ``groups`` times the weight bytes and MACs."""
         shape = tuple(self._checked_value().shape)
         if len(shape) == 4 and self.role == "weight":
             a, b, kh, kw = shape  # OIHW, or IOHW for a transposed conv
+            b *= self.geometry.groups
             i, o = (a, b) if self.geometry.op == "conv_transpose2d" else (b, a)
             return (1, 1, kh * kw * i, o)
         return (1, 1, 1, shape[-1])

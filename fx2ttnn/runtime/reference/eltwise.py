@@ -14,7 +14,7 @@ from .tensor import (
     Tensor, checked, like, quantize, require, require_device, require_dtype, require_layout, require_output,
     write_into,
 )
-from .types import DataType, GeluVariant, Layout, SigmoidMode
+from .types import BufferType, DataType, GeluVariant, Layout, SigmoidMode, TensorMemoryLayout
 
 BINARY_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.FLOAT32, DataType.INT32,
                  DataType.UINT32, DataType.UINT16)
@@ -199,8 +199,17 @@ def _check_sum(input_tensor, dim=None, keepdim=False, *, memory_config=None, **k
     require_device(input_tensor, "sum", "input_tensor")
     require_layout(input_tensor, (Layout.TILE,), "sum", "input_tensor")
     rank = len(input_tensor.shape)
-    dims = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = () if dim is None else tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    require(all(isinstance(d, int) and not isinstance(d, bool) for d in dims), "sum",
+            f"dim must be an int or a tuple of ints, got {dim!r}")
     require(all(-rank <= d < rank for d in dims), "sum", f"dim {dim} out of range for rank {rank}")
+    require(isinstance(keepdim, bool), "sum", f"keepdim must be a bool, got {keepdim!r}")
+    mc = input_tensor.memory_config()
+    if mc is not None and mc.is_sharded:  # the wheel's docstring: "Memory Support"
+        require(all(d % rank >= rank - 2 for d in dims) and dims, "sum",
+                f"a sharded input can only be reduced along -1 / -2, got dim {dim!r} for rank {rank}")
+        require(not (mc.buffer_type is BufferType.DRAM and mc.memory_layout is TensorMemoryLayout.BLOCK_SHARDED),
+                "sum", "DRAM block-sharded inputs are not supported")
 
 
 @checked(_check_sum)
