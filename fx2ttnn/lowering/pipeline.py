@@ -84,6 +84,7 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     from ..passes.fold_batchnorm import FoldBatchNorm
     from ..passes.fuse_attention import FuseAttention
     from ..passes.fuse_binary_activations import FuseBinaryActivations
+    from ..passes.fuse_binary_output_activation import FuseBinaryOutputActivation
     from ..passes.lower_batch_norm import LowerBatchNorm
     from ..passes.sink_layout_conversions import SinkLayoutConversions
     from ..passes.hoist_invariants import HoistInvariants
@@ -104,7 +105,7 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
         ConvTranspose1dToConvTranspose2d(dtype), SinkLayoutConversions(), LowerBatchNorm(),
         SplitConcatLinear(invariant_inputs), FuseAttention(),
         LowerLinear(), LowerLayerNorm(), LowerEmbedding(), LowerKVCache(), LowerMatmul(), LowerSoftmax(),
-        FuseBinaryActivations(), LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(),
+        FuseBinaryActivations(), FuseBinaryOutputActivation(), LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(),
         AssignLayouts(dtype, input_specs, output_specs),
     ]
     if invariant_inputs:  # a step program: per-utterance work moves into its prologue

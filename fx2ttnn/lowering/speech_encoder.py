@@ -21,7 +21,8 @@ masks, so every utterance of a padded batch equals HF's run on that utterance al
   ``norm_scale_0`` = 1 / valid frames [B, 1, 1]; HF's GroupNorm over a padded input differs by up to 0.8).
   The GroupNorm module's output is replaced, during capture, by ``masked_group_norm`` (a forward hook), which
   is written in ops the lowering maps onto ttnn one to one: multiply by the mask, ``sum`` over time, scale by
-  1 / count, subtract, ``sqrt``, ``divide`` on the [B, 1, C] statistics.
+  1 / count, subtract, ``sqrt``, ``divide`` on the [B, 1, C] statistics (HF's GELU after it is fused into its
+  last add: ``fuse_binary_output_activation``).
   ``"layer"`` normalizes each frame over channels: padding does not reach valid frames.
 * The convolutions of the feature encoder have no padding: HF's output-length formula keeps exactly the frames
   whose receptive field lies inside the valid samples, so valid frames never read padding.

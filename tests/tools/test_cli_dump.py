@@ -228,7 +228,7 @@ def test_json_dump_files_and_print_after_filter(json_dump):
     assert rc == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["decoder_step_1x32", "summary.json", "summary.txt"]
     assert sorted(p.name for p in (out / "decoder_step_1x32").iterdir()) == [
-        "011_lower_linear.json", "021_assign_layouts.json", "diff_lower_linear_assign_layouts.diff",
+        "011_lower_linear.json", "022_assign_layouts.json", "diff_lower_linear_assign_layouts.diff",
         "program.json", "program.txt", "prologue.txt"]
 
 
@@ -262,7 +262,7 @@ def test_diff_between_two_passes(json_dump):
     folder = out / "decoder_step_1x32"
     diff = (folder / "diff_lower_linear_assign_layouts.diff").read_text()
     a, b = ({n["name"] for n in json.loads((folder / f).read_text())["graph"]["nodes"]}
-            for f in ("011_lower_linear.json", "021_assign_layouts.json"))
+            for f in ("011_lower_linear.json", "022_assign_layouts.json"))
     assert diff.splitlines()[0] == (f"# decoder_step after lower_linear -> decoder_step after assign_layouts: "
                                     f"{len(b - a)} nodes added, {len(a - b)} removed, "
                                     f"{diff.splitlines()[0].split(', ')[-1]}")
@@ -290,7 +290,7 @@ def test_dot_files_parse_with_kind_colours_and_svg(dot_dump):
     rc, stdout, err, out, (res,) = dot_dump
     assert rc == 0, err
     folder = out / "postnet_1x64"
-    assert sorted(p.name for p in folder.iterdir()) == ["000_captured.dot", "021_assign_layouts.dot", "program.dot",
+    assert sorted(p.name for p in folder.iterdir()) == ["000_captured.dot", "022_assign_layouts.dot", "program.dot",
                                                         "program.svg", "program.txt"]
     assert (folder / "program.svg").read_text().startswith("<svg>")
     gm = res.tts.variants[0].lowered.graph_module

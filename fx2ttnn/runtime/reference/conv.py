@@ -148,7 +148,8 @@ class PreparedConvTensor(Tensor):
 
         A grouped weight (``groups > 1``) is stored ungrouped: ttnn's ``convert_conv_weight_tensor_to_grouped_layout``
         zero-pads ``[O, I/groups, kH, kW]`` to the block-diagonal ``[O, I, kH, kW]`` (``[I, O, kH, kW]`` for a
-        transposed conv), and the conv runs it as a dense one: ``groups`` times the weight bytes and MACs."""
+        transposed conv), and the conv runs it as a dense one: ``groups`` times the weight bytes and MACs.  (The device's
+        1-D depthwise path repeats the weight per activation block instead; that size is not modelled.)"""
         shape = tuple(self._checked_value().shape)
         if len(shape) == 4 and self.role == "weight":
             a, b, kh, kw = shape  # OIHW, or IOHW for a transposed conv
