@@ -34,13 +34,17 @@ masks, so every utterance of a padded batch equals HF's run on that utterance al
   (returned as ``cross_attention_mask`` [B, 1, 1, T] for the decoder).
 
 Why ``ttnn.conv2d`` (``conv1d_to_conv2d``) for the feature encoder and not a stride-folded linear form: measured on
-the reference backend (float32, the default 7-layer encoder with GELU fused, one thread), conv2d took 170-200 ms
-for 2 s and 800-880 ms for 10 s; the exact stride-folded form (reshape ``[L, C]`` → ``[L/s, s*C]``, one linear
-with the taps side by side, two row-shifted slices added) took 230-260 ms and 1240-1420 ms.  On a device the
-conv2d keeps the stride in the kernel (halo + im2col in L1), pads conv 0's single input channel to 8 (ROW_MAJOR
-or sliced input, L1 alignment 16 B) or 32 channels, which for the ~1 % of the encoder's MACs in conv 0 is cheaper
-than the folded form's ``[S/5, 5]`` activation (tile-padded to 32 columns), doubled conv-0 output and two
-unaligned row slices.  See ``passes/README.md`` "Contract additions" for the facts relied on.
+the reference backend (float32, the default 7-layer encoder with GELU fused, an idle 2-core machine), conv2d took
+95-105 ms for 2 s of audio and 453-457 ms for 10 s with one thread (46-56 / 249-260 ms with two); the exact
+stride-folded form (reshape ``[L, C]`` → ``[L/s, s*C]``, one linear with the taps side by side, two row-shifted
+slices added) took 129-144 / 692-697 ms (68-72 / 325-381 ms); HF's eager conv1d stack 110 / 565 ms (57 / 316 ms).
+On a device the conv2d keeps the stride in the kernel (halo + im2col in L1) and pads conv 0's single input channel
+to 8 (ROW_MAJOR or sliced input, L1 alignment 16 B) or 32 channels, which for conv 0's 0.2 % of the program's MACs
+is cheaper than the folded form's ``[S/5, 5]`` activation (tile-padded to 32 columns), doubled conv-0 output and two
+unaligned row slices.  The grouped positional conv runs dense on a device (ttnn zero-pads grouped weights to the
+block-diagonal): 16 x its MACs and 151 MB of bfloat16 weights for the default config instead of 9.4 MB; splitting
+it per group would give 48-channel convs, which are not tile aligned.  See ``passes/README.md`` "Contract
+additions" for the facts relied on.
 """
 from __future__ import annotations
 
