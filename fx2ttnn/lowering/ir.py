@@ -7,8 +7,11 @@ Grammar (one node per line in ``printer.py``'s table)::
               | call_function HostOp(args, kwargs)      # explicit host fallback: one ATen op on host tensors
               | get_attr <constant>                     # a host torch tensor prepared at lowering time
     arg      := Node | Ref | Construct | python literal
-    Ref      := a ttnn attribute by dotted name (``ttnn.bfloat16``, ``ttnn.TILE_LAYOUT``) or the bound device
-    Construct:= a ttnn value built from args (``ttnn.UnaryWithParam(ttnn.UnaryOpType.LEAKY_RELU, 0.1)``)
+    Ref      := a ttnn attribute by dotted name (``ttnn.bfloat16``, ``ttnn.TILE_LAYOUT``), the bound device or its
+                arch (``device.arch()``)
+    Construct:= a ttnn value built from args once, when the program is bound
+                (``ttnn.UnaryWithParam(ttnn.UnaryOpType.LEAKY_RELU, 0.1)``,
+                ``ttnn.init_device_compute_kernel_config(device.arch(), math_fidelity=...)``)
 
 Node metadata every pass keeps (see passes/README.md):
     meta["tensor_spec"]   TensorSpec of the node's value (set by ``infer_specs``; placeholders carry theirs)
@@ -97,15 +100,17 @@ class HostOp:
 
 @dataclass(frozen=True)
 class Ref:
-    """A ttnn attribute by dotted path (``"bfloat16"`` → ``ttnn.bfloat16``); ``Ref("device")`` is the device."""
+    """A ttnn attribute by dotted path (``"bfloat16"`` → ``ttnn.bfloat16``); ``Ref("device")`` is the device and
+    ``Ref("device.arch()")`` its architecture (what ``init_device_compute_kernel_config`` takes first)."""
 
     path: str
 
     def __repr__(self) -> str:
-        return "device" if self.path == "device" else f"ttnn.{self.path}"
+        return self.path if self.path.startswith("device") else f"ttnn.{self.path}"
 
 
 DEVICE = Ref("device")
+DEVICE_ARCH = Ref("device.arch()")
 
 
 @dataclass(frozen=True)

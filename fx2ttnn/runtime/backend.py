@@ -36,6 +36,11 @@ class Backend:
     def is_reference(self) -> bool:
         return self.name == "reference"
 
+    @property
+    def numerics(self) -> str:
+        """"exact" (the reference's float32 math) or "device" (the device, or the reference emulating it)."""
+        return self.device.numerics if self.is_reference else "device"
+
     def fn(self, op: TTNNOp) -> Any:
         """The function for ``op``; on the reference, the kernel without per-call contract checks."""
         f = resolve_path(self.ttnn, op.name)
@@ -64,7 +69,13 @@ def _real_ttnn() -> tuple[Any | None, str]:
     return module, ""
 
 
-def open_backend(kind: str = "auto", *, device: str | torch.device | None = None) -> Backend:
+def open_backend(kind: str = "auto", *, device: str | torch.device | None = None, numerics: str | None = None
+                 ) -> Backend:
+    """Open a backend.  ``numerics`` ("exact" / "device", default "exact") is a reference option: how its compute
+    ops calculate (``runtime/reference/numerics.py``); the real ttnn computes as the device does, so asking it
+    for "exact" is an error."""
+    if numerics not in (None, *reference.NUMERICS):
+        raise BackendUnavailableError(f"numerics must be one of {', '.join(reference.NUMERICS)}, got {numerics!r}")
     if kind not in ("auto", "reference", "ttnn"):
         raise BackendUnavailableError(f"backend must be 'auto', 'reference' or 'ttnn', got {kind!r}")
     if kind == "ttnn" and device not in (None, "tt"):
@@ -75,9 +86,14 @@ def open_backend(kind: str = "auto", *, device: str | torch.device | None = None
         if module is not None:
             try:
                 dev = module.open_device(device_id=0, l1_small_size=L1_SMALL_SIZE, trace_region_size=TRACE_REGION_SIZE)
-                return Backend(module, dev, "ttnn", "ttnn (Tenstorrent device 0)")
             except Exception as e:
                 why = f"ttnn imported but no device opened ({type(e).__name__}: {e})"
+            else:
+                if numerics == "exact":
+                    module.close_device(dev)
+                    raise BackendUnavailableError("numerics='exact' is a reference-backend option; the ttnn backend "
+                                                  "computes as the device does (numerics='device' or None)")
+                return Backend(module, dev, "ttnn", "ttnn (Tenstorrent device 0)")
         if kind == "ttnn":
             raise BackendUnavailableError(f"backend='ttnn' requested but {why}. Install fx2ttnn[tt] on a machine "
                                           "with a Tenstorrent device, or use backend='reference'.")
@@ -86,5 +102,6 @@ def open_backend(kind: str = "auto", *, device: str | torch.device | None = None
     torch_device = torch.device(device) if device not in (None, "tt") else torch.device("cpu")
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError("device='cuda' requested but torch sees no CUDA device")
-    dev = reference.open_device(0, torch_device=torch_device)
-    return Backend(reference, dev, "reference", f"reference ttnn on {torch_device}", why)
+    dev = reference.open_device(0, torch_device=torch_device, numerics=numerics or "exact")
+    what = f"reference ttnn on {torch_device}" + (", device numerics" if dev.emulate else "")
+    return Backend(reference, dev, "reference", what, why)

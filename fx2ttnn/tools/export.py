@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.fx
 
+from ..precision import DEFAULT_PRECISION, PRECISIONS
 from .common import CliError, load_models, one_line
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
@@ -77,6 +78,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="weights and activations dtype (default: %(default)s)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="decode steps the decoder_step KV cache holds (multiple of 32; default: lower_model's, 1024)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="precision policy: the compute kernel configs and large-linear weight dtype "
+                        "(fx2ttnn/precision.py; default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed for random weights and the example inputs (default: %(default)s)")
     p.set_defaults(func=run)
@@ -138,7 +142,8 @@ def check_model(model: Any, vocoder: Any, max_steps: int | None) -> int:
     return max_steps
 
 
-def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | None, names: Iterable[str]):
+def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | None, names: Iterable[str],
+                   precision: str = DEFAULT_PRECISION):
     """``lower_model`` on the reference backend, lowering only the default variants of ``names``."""
     from ..model import LoweredSpeechT5
     from ..runtime.backend import open_backend
@@ -148,7 +153,7 @@ def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | Non
     if vocoder is not None:
         vocoder.eval()
     tts = LoweredSpeechT5(model, vocoder, backend=open_backend("reference"), dtype=dtype, max_steps=max_steps,
-                          prenet_dropout=True)
+                          prenet_dropout=True, precision=precision)
     for name in names:
         tts.variant(name, tts.default_key(name))
     return tts
@@ -164,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         print(f"lowering {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        tts = lower_programs(model, vocoder, dtype=args.dtype, max_steps=args.max_steps, names=[name])
+        tts = lower_programs(model, vocoder, dtype=args.dtype, max_steps=args.max_steps, names=[name],
+                             precision=args.precision)
         variant = tts.variant(name, tts.default_key(name))
         exported = export_variant(tts, variant, out, source=source, seed=args.seed)
         written.append(exported)
@@ -265,7 +271,7 @@ def export_variant(tts: Any, variant: Any, out: Path, *, source: str, seed: int)
     name = variant.name
     lowered = variant.lowered
     script = ScriptWriter(lowered, program=name, key=variant.key, dtype=tts.dtype, max_steps=tts.max_steps,
-                          source=source)
+                          source=source, precision=tts.precision)
     code = script.render()
     compile(code, f"{name}.py", "exec")  # the exporter's own sanity check
     tensors = example_inputs(tts, variant, seed)
@@ -433,8 +439,10 @@ class _Graph:
 class ScriptWriter:
     """Writes a lowered program (and its prologue) as a standalone script; see the module docstring."""
 
-    def __init__(self, lowered: Any, *, program: str, key: tuple[int, ...], dtype: str, max_steps: int, source: str):
+    def __init__(self, lowered: Any, *, program: str, key: tuple[int, ...], dtype: str, max_steps: int, source: str,
+                 precision: str = DEFAULT_PRECISION):
         self.lowered = lowered
+        self.precision = precision
         self.program = program
         self.key = key
         self.dtype = dtype
@@ -446,6 +454,13 @@ class ScriptWriter:
         self._wkeys, self._pkeys = Keys(), Keys()
         self.step = _Graph.of(lowered.graph_module)
         self.pro = _Graph.of(lowered.prologue.graph_module) if lowered.prologue is not None else None
+        # compute kernel configs: made once in load_parameters, read from the parameters by every call
+        self._configs: dict[Any, str] = {}
+        for g in [self.step] + ([self.pro] if self.pro else []):
+            for n in g.gm.graph.nodes:
+                for v in n.kwargs.values():
+                    if _is_compute_config(v) and v not in self._configs:
+                        self._configs[v] = _config_key(v)
         # parameter keys: the step program's first (its names stay clean), then the prologue's
         self._param_key: dict[torch.fx.Node, str] = {}
         self._weight_key: dict[torch.fx.Node, str] = {}
@@ -576,10 +591,11 @@ class ScriptWriter:
         if isinstance(a, torch.fx.Node):
             return names[a]
         if isinstance(a, Ref):
-            return "device" if a.path == "device" else f"ttnn.{a.path}"
+            return repr(a)
         if isinstance(a, Construct):
-            parts = [self._expr(x, names) for x in a.args] + [f"{k}={self._expr(v, names)}" for k, v in a.kwargs]
-            return f"ttnn.{a.path}({', '.join(parts)})"
+            if a in self._configs:
+                return f"p[{_q(self._configs[a])}]"
+            return self._construct(a, names)
         if isinstance(a, list):
             return "[" + ", ".join(self._expr(x, names) for x in a) + "]"
         if isinstance(a, tuple):
@@ -604,6 +620,10 @@ class ScriptWriter:
         if isinstance(a, torch.device):
             return f"torch.device({str(a)!r})"
         raise ExportError(f"cannot write argument {a!r} ({type(a).__name__}) as Python source")
+
+    def _construct(self, a: Any, names: dict[torch.fx.Node, str]) -> str:
+        parts = [self._expr(x, names) for x in a.args] + [f"{k}={self._expr(v, names)}" for k, v in a.kwargs]
+        return f"ttnn.{a.path}({', '.join(parts)})"
 
     def _callee(self, node: torch.fx.Node) -> str:
         from ..lowering.ir import HostOp, TTNNOp
@@ -656,6 +676,12 @@ class ScriptWriter:
                  '    Returns the device parameters that ``run`` reads, by name."""',
                  "    w = load_file(str(path))",
                  "    p = {}"]
+        if self._configs:
+            lines.append(f"    # compute kernel configs (precision policy {self.precision!r}), made once")
+        for config, key in self._configs.items():
+            lines.extend(_wrap_call(f"    p[{_q(key)}] = ", f"ttnn.{config.path}",
+                                    [self._expr(x, {}) for x in config.args]
+                                    + [f"{k}={self._expr(v, {})}" for k, v in config.kwargs]))
         locals_ = Names({"path", "w", "p", "device"})
         for g in graphs:
             names: dict[torch.fx.Node, str] = {}
@@ -818,8 +844,11 @@ class ScriptWriter:
         if sig.mutated_inputs:
             io_doc.append(f"Written in place: {', '.join(sig.mutated_inputs)}")
 
-        origin = textwrap.fill(f"Exported by `fx2ttnn export` from {self.source}; dtype {self.dtype}, KV cache / "
-                               f"max_steps {self.max_steps}.", LINE_WIDTH - 4)
+        only = " (an exact, reference-only mode: the device's attention kernels take no float32)" \
+            if self.dtype == "float32" else ""
+        origin = textwrap.fill(f"Exported by `fx2ttnn export` from {self.source}; dtype {self.dtype}{only}, "
+                               f"precision policy {self.precision!r} (every compute kernel config is explicit, made "
+                               f"once in load_parameters), KV cache / max_steps {self.max_steps}.", LINE_WIDTH - 4)
         head = HEADER.format(
             name=name, key=list(self.key), origin=origin,
             calls=self.calls, prologue=(f" (+ {self.prologue_calls} in prologue())" if pro is not None else ""),
@@ -831,6 +860,7 @@ class ScriptWriter:
             f'EXPECTED = HERE / "{name}_expected.safetensors"',
             f"L1_SMALL_SIZE = {L1_SMALL_SIZE}  # conv ops need an L1 small region (as fx2ttnn's runtime opens the device)",
             f"TRACE_REGION_SIZE = {TRACE_REGION_SIZE}",
+            f"REFERENCE_ONLY = {self.dtype == 'float32'}  # float32 programs run on fx2ttnn's reference only",
             "",
             "# inputs of run(), by name; prologue() computes PROLOGUE_OUTPUTS from PROLOGUE_INPUTS once per utterance",
             *_tuple_src("INPUTS", sig.inputs),
@@ -865,6 +895,20 @@ class ScriptWriter:
         parts = [head, IMPORTS, "\n".join(consts), USE_TTNN, "\n".join(load), "\n".join(pro_lines),
                  "\n".join(run_lines), "\n".join(upload), RUNNER.format(name=name)]
         return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _is_compute_config(v: Any) -> bool:
+    from ..lowering.ir import Construct
+    return isinstance(v, Construct) and v.path == "init_device_compute_kernel_config"
+
+
+def _config_key(config: Any) -> str:
+    """``compute_config.HiFi3.fp32_dest.l1_acc``: the parameter key of one compute kernel config."""
+    kw = dict(config.kwargs)
+    parts = [str(kw.get("math_fidelity", "")).rsplit(".", 1)[-1]]
+    parts += [name for flag, name in (("fp32_dest_acc_en", "fp32_dest"), ("packer_l1_acc", "l1_acc"),
+                                      ("math_approx_mode", "approx")) if kw.get(flag)]
+    return "compute_config." + ".".join(parts)
 
 
 def _root_attr(node: torch.fx.Node) -> torch.fx.Node | None:
@@ -1094,6 +1138,11 @@ def main(argv=None):
         use_ttnn("reference" if args.reference else None)
     except ImportError as e:
         print(f"error: {{e}}", file=sys.stderr)
+        return 2
+    if REFERENCE_ONLY and not getattr(ttnn, "IS_REFERENCE", False):
+        print("error: this float32 program is an exact, reference-only mode (the device's attention kernels take "
+              "bfloat16, bfloat8_b or bfloat4_b); run it with --reference, or export with --dtype bfloat16",
+              file=sys.stderr)
         return 2
     device = ttnn.open_device(device_id=args.device_id, l1_small_size=L1_SMALL_SIZE,
                               trace_region_size=TRACE_REGION_SIZE)

@@ -25,7 +25,7 @@ from .eltwise import (  # noqa: F401
 )
 from .matmul import linear, matmul  # noqa: F401
 from .normalization import batch_norm, layer_norm, softmax  # noqa: F401
-from .tensor import Device, Tensor, close_device, open_device, synchronize_device  # noqa: F401
+from .tensor import NUMERICS, Device, Tensor, close_device, open_device, synchronize_device  # noqa: F401
 from .trace import (  # noqa: F401
     begin_trace_capture, end_trace_capture, execute_trace, is_trace_capture_active, release_trace,
 )

@@ -12,7 +12,7 @@ from .tensor import (
 )
 from .types import (
     DataType, Layout, MathFidelity, MemoryConfig, ShardOrientation, ShardSpec, ShardStrategy,
-    TensorMemoryLayout, BufferType, WormholeComputeKernelConfig, DRAM_MEMORY_CONFIG,
+    TensorMemoryLayout, ThrottleLevel, BufferType, WormholeComputeKernelConfig, DRAM_MEMORY_CONFIG,
 )
 
 _FROM_TORCH_DTYPE = {
@@ -300,7 +300,27 @@ def copy(input_a, input_b, *args, **kwargs):
     return input_b
 
 
-def init_device_compute_kernel_config(arch, math_fidelity=MathFidelity.HiFi4, math_approx_mode=False,
-                                      fp32_dest_acc_en=False, packer_l1_acc=False, **kwargs):
-    return WormholeComputeKernelConfig(math_fidelity, math_approx_mode, fp32_dest_acc_en, packer_l1_acc)
+def _check_init_device_compute_kernel_config(arch, device_kernel_config=None, *, math_fidelity=MathFidelity.LoFi,
+                                             math_approx_mode=True, fp32_dest_acc_en=False, packer_l1_acc=False,
+                                             dst_full_sync_en=False, throttle_level=ThrottleLevel.NO_THROTTLE):
+    op = "init_device_compute_kernel_config"
+    require(device_kernel_config is None or isinstance(device_kernel_config, WormholeComputeKernelConfig), op,
+            f"device_kernel_config must be a ttnn.WormholeComputeKernelConfig, got {type(device_kernel_config).__name__}")
+    require(isinstance(math_fidelity, MathFidelity), op,
+            f"math_fidelity must be a ttnn.MathFidelity, got {math_fidelity!r}")
+    for name, v in (("math_approx_mode", math_approx_mode), ("fp32_dest_acc_en", fp32_dest_acc_en),
+                    ("packer_l1_acc", packer_l1_acc), ("dst_full_sync_en", dst_full_sync_en)):
+        require(isinstance(v, bool), op, f"{name} must be a bool, got {v!r}")
 
+
+@checked(_check_init_device_compute_kernel_config)
+def init_device_compute_kernel_config(arch, device_kernel_config=None, *, math_fidelity=MathFidelity.LoFi,
+                                      math_approx_mode=True, fp32_dest_acc_en=False, packer_l1_acc=False,
+                                      dst_full_sync_en=False, throttle_level=ThrottleLevel.NO_THROTTLE):
+    """The 0.81.1 binding: ``device_kernel_config`` when given, else a config of the keyword arguments, whose
+    defaults (LoFi, approximate SFPU modes, bfloat16 destination, no L1 accumulation) are the binding's own."""
+    if device_kernel_config is not None:
+        return device_kernel_config
+    return WormholeComputeKernelConfig(math_fidelity=math_fidelity, math_approx_mode=math_approx_mode,
+                                       fp32_dest_acc_en=fp32_dest_acc_en, packer_l1_acc=packer_l1_acc,
+                                       dst_full_sync_en=dst_full_sync_en, throttle_level=throttle_level)

@@ -158,13 +158,27 @@ class Arch:
     WORMHOLE_B0 = "wormhole_b0"
 
 
+NUMERICS = ("exact", "device")
+
+
 class Device:
-    """A reference device: an id, its open parameters, live/peak allocation accounting and traces."""
+    """A reference device: an id, its open parameters, live/peak allocation accounting and traces.
+
+    ``numerics`` (reference only) chooses how the compute ops that take a compute kernel config calculate:
+    ``"exact"`` in float32 on the stored values (outputs rounded to their dtype), or ``"device"``, emulating
+    the Tensix math their config selects (``numerics.py``: math fidelity, destination accumulation, packer
+    formats).  ``emulate`` is ``numerics == "device"``, read by the kernels on every call.
+    """
 
     _ids = itertools.count()
 
     def __init__(self, device_id: int = 0, *, l1_small_size: int = 0, trace_region_size: int = 0,
-                 num_command_queues: int = 1, torch_device: str | torch.device = "cpu"):
+                 num_command_queues: int = 1, torch_device: str | torch.device = "cpu", numerics: str = "exact"):
+        if numerics not in NUMERICS:
+            raise TTNNContractError(f"ttnn.open_device: numerics must be one of {', '.join(NUMERICS)}, "
+                                    f"got {numerics!r} (a reference-only option)")
+        self.numerics = numerics
+        self.emulate = numerics == "device"
         self.device_id = device_id
         self.l1_small_size = l1_small_size
         self.trace_region_size = trace_region_size
@@ -196,10 +210,11 @@ class Device:
 
 def open_device(device_id: int = 0, l1_small_size: int = 0, trace_region_size: int = 0,
                 num_command_queues: int = 1, dispatch_core_config: Any = None, *,
-                torch_device: str | torch.device = "cpu") -> Device:
-    """``ttnn.open_device``; ``torch_device`` (reference only) selects where the torch kernels run."""
+                torch_device: str | torch.device = "cpu", numerics: str = "exact") -> Device:
+    """``ttnn.open_device``; reference only: ``torch_device`` selects where the torch kernels run, ``numerics``
+    whether compute ops emulate the device's math (``"device"``) or compute exactly (``"exact"``, default)."""
     return Device(device_id, l1_small_size=l1_small_size, trace_region_size=trace_region_size,
-                  num_command_queues=num_command_queues, torch_device=torch_device)
+                  num_command_queues=num_command_queues, torch_device=torch_device, numerics=numerics)
 
 
 def close_device(device: Device) -> None:
