@@ -2,8 +2,8 @@
 suite (tests/pcc_thresholds.py) and ``fx2ttnn compare`` both read them.
 
 Stages: encoder hidden states, one decoder step, the postnet, the generated spectrogram, the waveform.
-``float32`` programs must match HF to rounding; ``bfloat16`` programs store weights and activations in bfloat16
-as the device does.
+``float32`` programs (an exact, reference-only mode) must match HF to rounding; ``bfloat16`` programs store weights
+and activations in bfloat16 as the device does.  ``DEVICE_PCC``: targets with device numerics, per precision policy.
 """
 import torch
 
@@ -13,6 +13,13 @@ PCC = {
     "spectrogram": {"float32": 0.9999, "bfloat16": 0.99},
     "postnet": {"float32": 0.9999, "bfloat16": 0.99},
     "waveform": {"float32": 0.9999, "bfloat16": 0.99},
+}
+
+# Targets of bfloat16 programs with the reference emulating the device's math (numerics="device"), per precision
+# policy (fx2ttnn/precision.py), end to end over >= 120 decode steps: what accuracy claims are held to.
+DEVICE_PCC = {
+    "accuracy": {"spectrogram": 0.999, "waveform": 0.99},
+    "performance": {"spectrogram": 0.99, "waveform": 0.98},
 }
 
 # Single ops of the reference ttnn against their torch meaning; small values (a step's stop probabilities).

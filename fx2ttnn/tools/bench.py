@@ -321,7 +321,7 @@ def format_table(res: BenchResult) -> str:
     if res.emulated is not None:  # what numerics="device" costs, against the lowered column (same precision)
         e, lo = res.emulated, res.lowered
         rows += [(f"device numerics: {name}", None, getattr(e, k), getattr(e, k) / getattr(lo, k))
-                 for name, k in (("encoder (ms)", "encoder_ms"), ("decode step median (ms)", "step_ms_median"),
+                 for name, k in (("encoder (ms)", "encoder_ms"), ("decode step (ms)", "step_ms_median"),
                                  ("postnet (ms)", "postnet_ms"), ("vocoder (ms)", "vocoder_ms"),
                                  ("end to end (s)", "end_to_end_s"))]
 

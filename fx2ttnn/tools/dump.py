@@ -88,7 +88,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch.fx
 
 from ..lowering.printer import format_table, graph_dict, render_graph, spec_dict, to_dot
-from ..precision import DEFAULT_PRECISION, PRECISIONS
+from ..precision import DEFAULT_PRECISION, PRECISIONS, describe_policy
 from ..passes.pass_manager import DumpFormat, DumpSettings, PassDump, dump_settings
 from . import graph_analysis as ga
 from .common import CliError, load_models, notice
@@ -337,7 +337,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     s = summary
     lines = [f"fx2ttnn dump summary: {s['model'] or 'model'}; backend {s['backend']}; dtype {s['dtype']}; "
              f"precision {s['precision']}; max_steps {s['max_steps']}; "
-             f"prenet dropout {'on' if s['prenet_dropout'] else 'off'}"]
+             f"prenet dropout {'on' if s['prenet_dropout'] else 'off'}",
+             f"precision policy {s['precision']!r} (fx2ttnn/precision.py), per op class:"]
+    lines += ["  " + line for line in describe_policy(s["precision"])]
     for p in s["programs"]:
         lines.append("")
         lines += _stats_lines(f"[{p['program']} {'x'.join(map(str, p['variant']))}]", p["stats"])

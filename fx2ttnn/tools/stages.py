@@ -6,6 +6,8 @@ a stop threshold out of reach so both sides decode exactly ``steps`` steps):
 ``encoder``       the encoder program's hidden states vs HF's encoder;
 ``decoder_step``  one decode step (zero frame at position 0, after the lowered encoder) vs HF's first step's mel
                   frames (``feat_out``);
+``teacher_forced`` the decode step run ``steps`` times on HF's own previous frame (its KV cache filled by its own
+                  steps), its mel frames vs HF's: the per-step error without the feedback of free-running decoding;
 ``spectrogram``   the lowered ``generate_speech`` over ``steps`` steps (after the postnet) vs HF's;
 ``postnet``       the postnet program alone, on HF's pre-postnet spectrogram, vs HF's postnet output;
 ``vocoder``       the vocoder program alone, on HF's spectrogram, vs HF's vocoder;
@@ -29,7 +31,7 @@ from ..lowering import speecht5 as s5
 from ..precision import DEFAULT_PRECISION
 from ..runtime.generate import upload
 
-STAGES = ("encoder", "decoder_step", "spectrogram", "postnet", "vocoder", "waveform")
+STAGES = ("encoder", "decoder_step", "teacher_forced", "spectrogram", "postnet", "vocoder", "waveform")
 
 
 @dataclass
@@ -85,9 +87,11 @@ def run_vocoder(tts: Any, spectrogram: torch.Tensor) -> torch.Tensor:
     return ttnn.to_torch(voc.bound(spec, *masks)[0]).float()[:, :valid[-1]]
 
 
-def run_first_step(tts: Any, ids: torch.Tensor, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(encoder hidden states [1, len, hidden], the first decode step's mel frames [1, r * mel]): the encoder
-    program, then the step (zero frame, position 0, empty caches) after its prologue."""
+def run_first_step(tts: Any, ids: torch.Tensor, speaker: torch.Tensor, frames: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(encoder hidden states [1, len, hidden], the decode steps' mel frames [steps, r * mel]): the encoder
+    program, then the step (zero frame at position 0, empty caches) after its prologue, and then once per row of
+    ``frames`` ([steps - 1, mel]: the frame each later step reads, teacher forcing)."""
     cfg = tts.config
     ttnn, device = tts.backend.ttnn, tts.backend.device
     text_len = ids.shape[1]
@@ -104,8 +108,14 @@ def run_first_step(tts: Any, ids: torch.Tensor, speaker: torch.Tensor) -> tuple[
             env[name] = upload(ttnn, device, specs[name],
                                torch.zeros(specs[name].shape, dtype=torch.int32 if name == "position" else None))
     env.update(zip(step.prologue.output_names, step.prologue(*[env[n] for n in step.prologue.input_names])))
-    spectrum = step.bound(*[env[n] for n in step.bound.input_names])[0]
-    return hidden, ttnn.to_torch(spectrum).float().reshape(1, -1)
+    args = [env[n] for n in step.bound.input_names]
+    slot = step.bound.input_names.index("frame")
+    out = []
+    for frame in [None, *(frames if frames is not None else [])]:
+        if frame is not None:
+            args[slot] = upload(ttnn, device, specs["frame"], frame.reshape(1, 1, -1))
+        out.append(ttnn.to_torch(step.bound(*args)[0]).float().reshape(1, -1))
+    return hidden, torch.cat(out)
 
 
 def _batched(spectrogram: torch.Tensor) -> torch.Tensor:
@@ -132,7 +142,9 @@ def stage_accuracy(model: nn.Module, vocoder: nn.Module, *, dtype: str = "bfloat
     # HF eager: encoder, the first step's mel frames, the pre-postnet and final spectrograms, the waveform
     got: dict[str, torch.Tensor] = {}
     postnet = model.speech_decoder_postnet
-    hook = postnet.feat_out.register_forward_hook(lambda m, a, o: got.setdefault("step", o.detach().clone()))
+    def record_step(module: nn.Module, args: Any, out: torch.Tensor) -> None:  # None: the output is unchanged
+        got.setdefault("step", out.detach().clone())
+    hook = postnet.feat_out.register_forward_hook(record_step)
     hf_postnet = postnet.postnet
 
     def record_postnet(spectrogram: torch.Tensor) -> torch.Tensor:
@@ -151,13 +163,16 @@ def stage_accuracy(model: nn.Module, vocoder: nn.Module, *, dtype: str = "bfloat
 
     tts = lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype, precision=precision,
                       numerics=numerics, max_steps=max(32, -(-(steps + 1) // 32) * 32), prenet_dropout=False)
-    hidden, first = run_first_step(tts, ids, speaker)
+    r_frames = got["pre_postnet"].reshape(steps, r, -1)  # HF's mel frames per step; a step reads the last one
+    hidden, forced = run_first_step(tts, ids, speaker, r_frames[:-1, -1])
+    first = forced[:1]
     spec = tts.generate_speech(ids, speaker, vocoder=False, **kw)
     if tts.last_generation.steps != steps:
         raise RuntimeError(f"the lowered generator ran {tts.last_generation.steps} steps, HF {steps}")
     values = {
         "encoder": (ref_hidden, hidden),
         "decoder_step": (ref_step, first),
+        "teacher_forced": (r_frames.reshape(steps, -1), forced),
         "spectrogram": (ref_spec, spec),
         "postnet": (ref_spec, run_postnet(tts, _batched(got["pre_postnet"]))[0]),
         "vocoder": (ref_wave, run_vocoder(tts, _batched(ref_spec))[0]),

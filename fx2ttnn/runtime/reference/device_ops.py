@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import numerics as nm
-from .numerics import Math, pack, round_bf16
+from .numerics import Math, pack
 from .tensor import Tensor, derived, require
 from .types import DataType
 
@@ -74,7 +74,7 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, stride, pad4, dilation, groups: int
     ho, wo = (h - d0 * (kh - 1) - 1) // s0 + 1, (wd - d1 * (kw - 1) - 1) // s1 + 1
     cf = -(-c // nm.FACE)  # faces per tap: C_in padded to whole faces
     faces = [(i, j, f) for i in range(kh) for j in range(kw) for f in range(cf)]
-    terms = [(nm._pad_k(getattr(b, pb), 1, cf), nm._pad_k(getattr(a, pa), 1, cf)) for pb, pa in nm.PHASES[m.fidelity]]
+    terms = [(nm.pad_faces(getattr(b, pb), 1, cf), nm.pad_faces(getattr(a, pa), 1, cf)) for pb, pa in nm.PHASES[m.fidelity]]
 
     def partials(term: int, f0: int, f1: int) -> torch.Tensor:
         xb, wa = terms[term]
@@ -189,6 +189,3 @@ def softmax(x: torch.Tensor, dim: int, in_dtype: DataType, m: Math) -> torch.Ten
     inv = pack(m.round_dest(1.0 / pack(nm.reduce_row_sum(e, m), im)), im).unsqueeze(-1)
     return nm.eltwise_mul(e, inv, m).movedim(-1, dim)
 
-
-def round_output(x: torch.Tensor, dtype: DataType) -> torch.Tensor:
-    return round_bf16(x) if dtype is _BF16 else pack(x, dtype)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -212,7 +212,8 @@ def accumulate_bf16(n_faces: int, n_terms: int, face_bytes: int,
     return dest
 
 
-def _pad_k(x: torch.Tensor, dim: int, n_faces: int) -> torch.Tensor:
+def pad_faces(x: torch.Tensor, dim: int, n_faces: int) -> torch.Tensor:
+    """``x`` zero-padded along ``dim`` to ``n_faces`` whole faces of 16 (zeros add nothing to DST)."""
     pad = n_faces * FACE - x.shape[dim]
     if not pad:
         return x
@@ -232,7 +233,7 @@ def matmul(x: torch.Tensor, a: Split, m: Math) -> torch.Tensor:
         return out
     k = x.shape[-1]
     nf = -(-k // FACE)
-    terms = [(_pad_k(getattr(b, pb), -1, nf), _pad_k(getattr(a, pa), -2, nf)) for pb, pa in PHASES[m.fidelity]]
+    terms = [(pad_faces(getattr(b, pb), -1, nf), pad_faces(getattr(a, pa), -2, nf)) for pb, pa in PHASES[m.fidelity]]
     bshape = torch.broadcast_shapes(x.shape[:-2], a.full.shape[:-2])
     mrows, n = x.shape[-2], a.full.shape[-1]
     face_bytes = 4 * mrows * n * max(1, math.prod(bshape))
@@ -274,7 +275,7 @@ def reduce_row_sum(x: torch.Tensor, m: Math) -> torch.Tensor:
     if m.fp32_dest:
         return (a.hi if len(parts) == 1 else a.full).sum(-1)
     nf = -(-x.shape[-1] // FACE)
-    faces = [_pad_k(p, -1, nf).unflatten(-1, (nf, FACE)).sum(-1).movedim(-1, 0) for p in parts]  # [F, ...]
+    faces = [pad_faces(p, -1, nf).unflatten(-1, (nf, FACE)).sum(-1).movedim(-1, 0) for p in parts]  # [F, ...]
     return accumulate_bf16(nf, len(faces), 4 * faces[0][0].numel(), lambda t, f0, f1: faces[t][f0:f1])
 
 
