@@ -15,7 +15,7 @@ program's constant subgraph once (weight uploads, ``prepare_conv_weights`` ...) 
 parameters; ``run(device, params, <inputs>)`` is the rest of the graph as straight-line code, one ttnn call
 per statement, variables named after the HF module each node came from, ``# <HF module>`` comments, ttnn
 enums and constructors spelled out (``ttnn.TILE_LAYOUT``, ``ttnn.UnaryWithParam(...)``), in-place ops
-(KV-cache updates, ``position += 1``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
+(KV-cache updates, ``ttnn.plus_one(position)``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
 opens device 0, loads the parameters, uploads the example inputs, runs, prints the output shapes and, with
 ``--check``, compares with the expected outputs (PCC).  The script imports ``ttnn``; ``FX2TTNN_TTNN=reference``
 (or ``--reference``) swaps in fx2ttnn's reference implementation of the ttnn API — the only place a script
@@ -411,21 +411,13 @@ class _Graph:
 
     @classmethod
     def of(cls, gm: torch.fx.GraphModule) -> "_Graph":
-        from ..lowering.ir import is_bind_time
-        const: set[torch.fx.Node] = set()
-        constants, nodes, placeholders = [], [], []
-        output = None
+        from ..lowering.ir import split_bind_time
+        constants, nodes = split_bind_time(gm.graph)
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        output = next(n for n in gm.graph.nodes if n.op == "output")
+        listed = set(constants) | set(nodes) | set(placeholders) | {output}
         for n in gm.graph.nodes:
-            if n.op == "placeholder":
-                placeholders.append(n)
-            elif n.op == "output":
-                output = n
-            elif is_bind_time(n, const):
-                const.add(n)
-                constants.append(n)
-            elif n.op == "call_function":
-                nodes.append(n)
-            else:
+            if n not in listed:
                 raise ExportError(f"cannot export node {n.name} ({n.op})")
         return cls(gm, placeholders, constants, nodes, output)
 
@@ -786,7 +778,7 @@ class ScriptWriter:
 
     # -- the script ----------------------------------------------------------------------------------------
     def render(self) -> str:
-        from ..runtime.backend import L1_SMALL_SIZE, TRACE_REGION_SIZE
+        from ..runtime.ttnn_probe import L1_SMALL_SIZE, TRACE_REGION_SIZE
         lowered, name = self.lowered, self.program
         sig = lowered.signature
         pro = lowered.prologue
