@@ -61,7 +61,8 @@ class ConformanceReport:
     host_fallbacks: list[str] = field(default_factory=list)
     numerics: list[numerics.NumericsRow] = field(default_factory=list)
     distinct_calls: int = 0
-    side_seconds: float = 0.0
+    workers: int = 0                 # forked replay workers (1 + the calls that killed one)
+    seconds: dict[str, float] = field(default_factory=dict)  # lowering per config/dtype, replay, numerics
     side_env: dict[str, Any] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
@@ -97,7 +98,9 @@ class ConformanceReport:
         env = self.side_env
         lines.append(f"fx2ttnn conformance: real ttnn {env.get('ttnn', '?')} in {env.get('root', '?')} "
                      f"({env.get('size_mib', 0):.0f} MiB{', made in %.0f s' % env['created_s'] if env.get('created_s') else ''}); "
-                     f"{len(self.results)} calls ({self.distinct_calls} distinct) replayed in {self.side_seconds:.0f} s")
+                     f"{len(self.results)} calls ({self.distinct_calls} distinct) replayed in "
+                     f"{self.seconds.get('replay', 0):.0f} s ({self.workers} workers)")
+        lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()))
         lines.append("")
         lines.append("calls per program (config, dtype, program: statuses)")
         for (cfg, dt, prog), c in sorted(self.programs().items()):
@@ -108,6 +111,10 @@ class ConformanceReport:
             statuses = ", ".join(f"{s} {c[s]}" for s in STATUSES if c[s])
             lines.append(f"  ttnn.{op:45s} {sum(c.values()):6d}  {statuses}")
             lines.append(f"  {'':51s}        {self.furthest(op)}")
+            approximated = collections.Counter(a for r in self.results if r.call["op"] == op
+                                               for a in r.result.get("approximated", ()))
+            for what, n in approximated.items():
+                lines.append(f"  {'':51s}        {n} with an argument approximated: {what}")
         if self.host_fallbacks:
             lines.append(f"host fallbacks (torch, not ttnn): {dict(collections.Counter(self.host_fallbacks))}")
         lines.append("")
@@ -149,6 +156,7 @@ def run_conformance(*, configs=CONFIGS, dtypes=DTYPES, side: SideEnv | None = No
                 calls, host = program_calls(lowered, name, blob)
                 gathered += [(config, dtype, c) for c in calls]
                 report.host_fallbacks += host
+            report.seconds[f"lowering {config} {dtype}"] = time.perf_counter() - t0
             log(f"conformance: {config} {dtype}: lowered and serialized in {time.perf_counter() - t0:.0f} s")
             del tts
     distinct = {call_key(c): c for _, _, c in gathered}
@@ -160,9 +168,12 @@ def run_conformance(*, configs=CONFIGS, dtypes=DTYPES, side: SideEnv | None = No
         t0 = time.perf_counter()
         log(f"conformance: replaying {len(distinct)} distinct calls through the real ttnn ...")
         resp = side.run({"mode": "replay", "calls": distinct, "blob": str(Path(tmp) / "in.bin")})
+        report.workers = resp["workers"]
+        t1 = time.perf_counter()
         num = side.run({"mode": "numerics", "cases": num_req, "blob": str(Path(tmp) / "in.bin"),
                         "out_blob": str(Path(tmp) / "out.bin")})
-        report.side_seconds = time.perf_counter() - t0
+        report.seconds["replay"] = t1 - t0
+        report.seconds["numerics"] = time.perf_counter() - t1
         report.side_env["ttnn"] = TTNN_VERSION
         report.numerics = numerics.compare(cases, num, (Path(tmp) / "out.bin").read_bytes())
     for config, dtype, c in gathered:

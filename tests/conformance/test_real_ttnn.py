@@ -56,11 +56,17 @@ def _tensor(shape, dtype, layout):
 
 def test_the_replay_catches_what_the_real_library_refuses(side):
     """The harness's own negative cases: the old position increment (a check before the device), an argument name
-    ttnn does not have, and a device-taking op called with an unknown keyword."""
+    ttnn does not have, a device-taking op called with an unknown keyword; and ops that kill their worker on the
+    absent device (layer_norm reads the device first thing), recorded from the crash report while the calls after
+    them still run - also as a worker's first call, before anything of its own touched tt-metal's context (the
+    float32 case: its host tensors need no tile sizes)."""
     pos = _tensor([1], "int32", "ROW_MAJOR")
     x, w = _tensor([1, 1, 64], "bfloat16", "TILE"), _tensor([64, 64], "bfloat16", "TILE")
+    x32, w32 = _tensor([1, 32, 64], "float32", "TILE"), _tensor([1, 64], "float32", "TILE")
     calls = {
+        "layer_norm_f32": {"op": "layer_norm", "args": [x32], "kwargs": {"weight": w32, "epsilon": 1e-5}},
         "increment": {"op": "add", "args": [pos, 1], "kwargs": {"output_tensor": pos}},
+        "layer_norm": {"op": "layer_norm", "args": [x], "kwargs": {"epsilon": 1e-5}},
         "plus_one": {"op": "plus_one", "args": [pos], "kwargs": {}},
         "bad_keyword": {"op": "linear", "args": [x, w], "kwargs": {"bias_tensor": w}},
         "bad_conv": {"op": "prepare_conv_bias", "args": [], "kwargs": {"bias_tensor": w, "device": {"t": "device"},
@@ -68,7 +74,13 @@ def test_the_replay_catches_what_the_real_library_refuses(side):
     }
     for c in calls.values():
         c.update(needs_device=True, takes_device=c["op"] == "prepare_conv_bias")
-    results = side.run({"mode": "replay", "calls": calls})["results"]
+    response = side.run({"mode": "replay", "calls": calls})
+    results = response["results"]
+    assert list(results) == list(calls)
+    assert response["workers"] == 3  # the first, and one after each layer_norm
+    for name in ("layer_norm_f32", "layer_norm"):
+        assert results[name]["status"] == "needs_device", results[name]
+        assert results[name]["stage"] == "entered ttnn::layer_norm, which dereferences the (absent) device"
     assert results["increment"]["status"] == "check_failed"
     assert "Optional output tensor with Row Major input is not supported" in results["increment"]["message"]
     assert results["plus_one"]["status"] == "needs_device"

@@ -5,8 +5,9 @@ numpy; no torch, no fx2ttnn import), started as a script by ``fx2ttnn.conformanc
 
 The request (written by the 3.11 side) is data only: JSON plus raw little-endian buffers in one ``.bin`` file.
 Modes:
-  ``replay``   bind every serialized call through the real bindings (one forked child per distinct call: a call
-               that dereferences the missing device kills only its child) and record how far it got;
+  ``replay``   bind every serialized call through the real bindings and record how far it got (in forked workers:
+               a worker runs the calls in order until one dereferences the missing device and kills it; that
+               call is recorded from tt-metal's crash report and a new worker resumes after it);
   ``numerics`` convert host arrays with the real host converter (``ttnn.Tensor(ndarray, ...)``, what
                ``ttnn.from_torch`` calls after its argument checks) and read them back (values and raw bytes);
   ``probe``    run ``fx2ttnn/runtime/ttnn_probe.py`` (the backend's torch-free probe) against the real package.
@@ -14,7 +15,8 @@ Modes:
 The process runs against a mock Wormhole n150 cluster (``TT_METAL_MOCK_CLUSTER_DESC_PATH``, set by the caller for
 ``replay`` and ``numerics``): ttnn's host conversions to bfloat16 / bfloat8_b / bfloat4_b need the chip's tile
 sizes, which tt-metal takes from its cluster context even for host tensors.  Nothing is dispatched: no device opens
-(``ttnn.open_device`` needs the kernel toolchain, which a mock cluster does not provide).
+(with the mock cluster, ``ttnn.open_device`` stops at "sfpi not found": it builds firmware with the kernel toolchain,
+which the wheel does not ship).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import select
 import sys
 import time
 import traceback
+import warnings
 
 import numpy as np
 
@@ -61,6 +64,9 @@ class Builder:
     def __init__(self, blob: bytes):
         self.blob = blob
         self.approximated: list[str] = []
+        # tensors of calls that are only matched against a signature (never handed to ttnn, so never changed), by
+        # spec: a worker builds each such spec once (a conv weight padded to tiles takes a quarter second)
+        self.reusable: dict[str, object] | None = None
 
     def host_array(self, spec: dict) -> np.ndarray:
         dtype = NP_DTYPES[spec["dtype"]]
@@ -91,6 +97,14 @@ class Builder:
 
     def tensor(self, spec: dict):
         """A host ttnn tensor of the spec's shape, dtype, layout and memory config (zeros unless data came)."""
+        if self.reusable is None:
+            return self._tensor(spec)
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self.reusable:
+            self.reusable[key] = self._tensor(spec)
+        return self.reusable[key]
+
+    def _tensor(self, spec: dict):
         dtype = resolve(spec["dtype"])
         layout = resolve(f"{spec['layout']}_LAYOUT")
         source = self.host_array({"shape": spec["shape"], "dtype": np.dtype(TTNN_HOST_SOURCE[spec["dtype"]]).name,
@@ -147,16 +161,24 @@ def python_signature(op: str):
 
 def replay_call(builder: Builder, call: dict) -> dict:
     """Run one call in this (child) process; returns its record (stage reached, message)."""
-    try:
-        args = [builder.value(a) for a in call["args"]]
-        kwargs = {k: builder.value(a) for k, a in call["kwargs"].items()}
-    except Exception as e:  # noqa: BLE001 - a name the real ttnn lacks, or an argument it cannot build
-        return {"status": "binding_error", "stage": "building arguments", "message": _one(e)}
     op = call["op"]
     try:
         fn = resolve(op)
     except AttributeError as e:
         return {"status": "binding_error", "stage": "resolving the op", "message": f"ttnn has no {op}: {e}"}
+    # nanobind refuses device=None (and would render every argument, whole tensors, in its message): such calls are
+    # matched against the op's signatures instead, as they would be after that refusal
+    by_signature = bool(call.get("takes_device")) and _device_required(op)
+    saved = builder.reusable
+    if not by_signature:
+        builder.reusable = None
+    try:
+        args = [builder.value(a) for a in call["args"]]
+        kwargs = {k: builder.value(a) for k, a in call["kwargs"].items()}
+    except Exception as e:  # noqa: BLE001 - a name the real ttnn lacks, or an argument it cannot build
+        return {"status": "binding_error", "stage": "building arguments", "message": _one(e)}
+    finally:
+        builder.reusable = saved
     sig = python_signature(op)
     if sig is not None:
         try:
@@ -167,6 +189,8 @@ def replay_call(builder: Builder, call: dict) -> dict:
             return _from_torch_body(bound, call)
         if op == "to_torch":
             return _to_torch_body(bound, call)
+    if by_signature:
+        return _bind_without_device(op, args, kwargs, "")
     try:
         fn(*args, **kwargs)
     except TypeError as e:
@@ -182,8 +206,8 @@ def replay_call(builder: Builder, call: dict) -> dict:
 
 
 def _bind_without_device(op: str, args: list, kwargs: dict, error: str) -> dict:
-    """The overload resolution failed because ``device`` is None (no MeshDevice can exist here): match the arguments
-    against ttnn's own signatures of the op instead (names, kinds, required parameters, types by annotation), the
+    """nanobind refuses ``device=None`` (and no MeshDevice can exist here): match the arguments against ttnn's own
+    signatures of the op instead (names, kinds, required parameters, types by annotation), the
     device parameter taking any value.  Weaker than nanobind's own resolution, and said so in the record."""
     overloads = _nb_signatures(op) or re.findall(r"^\s*\d+\. (\w+\(.*\).*)$", error, re.M)
     why = []
@@ -195,6 +219,14 @@ def _bind_without_device(op: str, args: list, kwargs: dict, error: str) -> dict:
         why.append(problem)
     return {"status": "binding_error", "stage": "signature match (device absent)",
             "message": "; ".join(why) or _one(TypeError(error))}
+
+
+def _device_required(op: str) -> bool:
+    """Whether every nanobind overload of ``op`` takes a ``device`` that cannot be None (so that no call of it can
+    bind here, where no MeshDevice exists)."""
+    sigs = _nb_signatures(op)
+    devices = [re.search(r"\bdevice: ([^,)=]*)", s) for s in sigs]
+    return bool(sigs) and all(d is not None and "None" not in d[1] for d in devices)
 
 
 def _nb_signatures(op: str) -> list[str]:
@@ -330,64 +362,127 @@ def _classify_failure(e: BaseException, call: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# fork isolation
+# fork isolation: one forked worker replays the calls in order and streams a record per call; a call that kills it
+# (an op dereferencing the absent device) is recorded from the crash report, and a new worker resumes after it
 
-def isolated(fn, timeout: float = CALL_TIMEOUT_S) -> dict:
-    """``fn()`` in a forked child; a crash (a null device dereferenced) or a hang ends only the child."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    r, w = os.pipe()
-    er, ew = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(r)
-        os.close(er)
-        os.dup2(ew, 2)
+CRASH_MARK = "*** Process received signal ***"
+CRASH_ADDRESS = re.compile(r"Failing at address: (?P<addr>\(nil\)|0x[0-9a-fA-F]+)")
+FRAME = re.compile(r"\[\s*1\] \S+?\((?P<sym>[^)+]+)")
+NULL_PAGE = 4096  # a fault below this address is a member read through a null pointer
+
+
+def warm_up() -> None:
+    """Make tt-metal's context before any worker forks (the first bfloat16 TILE conversion does: it reads the tile
+    sizes from the mock cluster).  Every worker then inherits it, with the crash reporter it installs (the one whose
+    report ``crash_record`` reads: signal, faulting address, frames); without this, a worker whose calls never
+    touched the context would die silently."""
+    ttnn.Tensor(np.zeros((32, 32), dtype=np.float32), data_type=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _worker(run_one, items: list, w: int) -> None:
+    """The child: ``run_one`` on each item in order, one length-prefixed pickled record per item on ``w``."""
+    for item in items:
         try:
-            result = fn()
-        except BaseException as e:  # noqa: BLE001
-            result = {"status": "check_failed", "stage": "harness", "message": _one(e) + traceback.format_exc()}
-        os.write(w, pickle.dumps(result))
-        os._exit(0)
-    os.close(w)
-    os.close(ew)
-    data, err = b"", b""
-    deadline = time.monotonic() + timeout
+            record = run_one(item)
+        except BaseException as e:  # noqa: BLE001 - the harness's own error: recorded, never hidden
+            record = {"status": "check_failed", "stage": "harness", "message": _one(e) + traceback.format_exc()}
+        data = pickle.dumps(record)
+        _write_all(w, len(data).to_bytes(8, "little") + data)
+    os._exit(0)
+
+
+def run_isolated(run_one, items: list, *, timeout: float = CALL_TIMEOUT_S) -> tuple[list[dict], int]:
+    """``run_one(item)`` for every item, in forked workers: a worker runs items until one kills it (or gives no
+    answer within ``timeout`` seconds), that item gets its crash record, and a new worker starts after it.
+    Returns the records (in item order) and the number of workers forked."""
+    records: list[dict] = []
+    forks = 0
+    while len(records) < len(items):
+        rest = items[len(records):]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        r, w = os.pipe()
+        er, ew = os.pipe()
+        pid = os.fork()
+        forks += 1
+        if pid == 0:  # child
+            os.close(r)
+            os.close(er)
+            os.dup2(ew, 2)
+            _worker(run_one, rest, w)
+        os.close(w)
+        os.close(ew)
+        got, err, timed_out = _collect(r, er, pid, len(rest), timeout)
+        records += got
+        if len(got) < len(rest):
+            _, status = os.waitpid(pid, 0)
+            records.append(crash_record(status, err, timed_out=timed_out, timeout=timeout))
+        else:
+            os.waitpid(pid, 0)
+    return records, forks
+
+
+def _collect(r: int, er: int, pid: int, expected: int, timeout: float) -> tuple[list[dict], str, bool]:
+    """Read a worker's records until it ends; returns them, its stderr since its last record, and whether it was
+    killed for giving no answer in time."""
+    buf, err = b"", b""
+    got: list[dict] = []
     fds = [r, er]
-    while fds and time.monotonic() < deadline:
-        ready, _, _ = select.select(fds, [], [], max(0.0, deadline - time.monotonic()))
+    deadline = time.monotonic() + timeout
+    while fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.kill(pid, 9)
+            for fd in fds:
+                os.close(fd)
+            return got, err.decode("utf-8", "replace"), True
+        ready, _, _ = select.select(fds, [], [], left)
         for fd in ready:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 fds.remove(fd)
                 os.close(fd)
-            elif fd == r:
-                data += chunk
+            elif fd == er:
+                err = (err + chunk)[-(1 << 20):]
             else:
-                err += chunk[-(1 << 20):]
-    if fds:  # timed out
-        os.kill(pid, 9)
-        for fd in fds:
-            os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    if data:
-        return pickle.loads(data)
-    return _crash_record(status, err.decode("utf-8", "replace"), timed_out=bool(fds))
+                buf += chunk
+                while len(buf) >= 8 and len(buf) >= 8 + int.from_bytes(buf[:8], "little"):
+                    n = int.from_bytes(buf[:8], "little")
+                    got.append(pickle.loads(buf[8:8 + n]))
+                    buf = buf[8 + n:]
+                    err = b""  # what the worker says from here on belongs to the next item
+                    deadline = time.monotonic() + timeout
+    return got, err.decode("utf-8", "replace"), False
 
 
-FRAME = re.compile(r"\[\s*1\] \S+?\((?P<sym>[^)+]+)")
-
-
-def _crash_record(status: int, err: str, *, timed_out: bool) -> dict:
+def crash_record(status: int, err: str, *, timed_out: bool, timeout: float = CALL_TIMEOUT_S) -> dict:
+    """The record of an item whose worker died: from the crash report that tt-metal's signal handler writes
+    (``Failing at address``, then the frames; the innermost ttnn frame names the function)."""
     if timed_out:
-        return {"status": "check_failed", "stage": f"no answer in {CALL_TIMEOUT_S} s", "message": err[-500:]}
+        return {"status": "check_failed", "stage": f"no answer in {timeout:.0f} s", "message": err[-500:]}
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    m = FRAME.search(err)
-    where = _demangle(m["sym"]) if m else "?"
-    if sig == 11 and "Failing at address: (nil)" in err:
+    if sig is None:
+        return {"status": "check_failed", "stage": f"the worker exited with status {os.WEXITSTATUS(status)}",
+                "message": err[-800:]}
+    report = err[err.rfind(CRASH_MARK):] if CRASH_MARK in err else ""
+    addr = CRASH_ADDRESS.search(report)
+    frame = FRAME.search(report)
+    where = _demangle(frame["sym"]) if frame else "?"
+    if not report or addr is None:
+        return {"status": "check_failed", "stage": f"died (signal {sig}) with no crash report",
+                "message": err[-800:]}
+    address = 0 if addr["addr"] == "(nil)" else int(addr["addr"], 16)
+    if sig == 11 and address < NULL_PAGE:
         return {"status": "needs_device", "stage": f"entered {where}, which dereferences the (absent) device",
-                "message": f"signal {sig} at address 0"}
-    return {"status": "check_failed", "stage": f"process died (signal {sig}) in {where}", "message": err[-800:]}
+                "message": f"signal {sig} at address {address:#x}"}
+    return {"status": "check_failed", "stage": f"died (signal {sig}) in {where} at address {address:#x}",
+            "message": report[:800]}
 
 
 def _demangle(sym: str) -> str:
@@ -404,15 +499,24 @@ def _demangle(sym: str) -> str:
 
 def replay(request: dict, blob: bytes) -> dict:
     builder = Builder(blob)
-    results = {}
-    for key, call in request["calls"].items():
-        def one(call=call):
-            builder.approximated = []
-            record = replay_call(builder, call)
-            record["approximated"] = sorted(set(builder.approximated))
-            return record
-        results[key] = isolated(one)
-    return {"results": results}
+    items = list(request["calls"].items())
+
+    builder.reusable = {}
+
+    def one(item):
+        builder.approximated = []
+        t0 = time.perf_counter()
+        record = replay_call(builder, item[1])
+        record["seconds"] = time.perf_counter() - t0
+        record["approximated"] = sorted(set(builder.approximated))
+        return record
+
+    warm_up()
+    # tt-metal's context has threads now; a worker only runs host code on its one thread, and one that hangs anyway
+    # is killed after CALL_TIMEOUT_S and recorded as a failure
+    warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+    records, forks = run_isolated(one, items)
+    return {"results": {key: rec for (key, _), rec in zip(items, records)}, "workers": forks}
 
 
 def numerics(request: dict, blob: bytes) -> dict:
@@ -453,6 +557,7 @@ def probe(request: dict, blob: bytes) -> dict:
     import importlib.util
     spec = importlib.util.spec_from_file_location("fx2ttnn_ttnn_probe", request["probe_path"])
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     result = module.probe_real_ttnn(open_device=True)
     return {"importable": result.module is not None, "device_opened": result.device is not None,
