@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .. import options
 from ..errors import BackendUnavailableError
 from ..lowering.abstract import resolve_path, spec_from_value
 from ..lowering.ir import TensorSpec, TTNNOp
@@ -68,8 +69,7 @@ def open_backend(kind: str = "auto", *, device: str | torch.device | None = None
                           "instead", RuntimeWarning, stacklevel=2)
     else:
         why = ""
-    torch_device = torch.device(device) if device not in (None, "tt") else torch.device("cpu")
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError("device='cuda' requested but torch sees no CUDA device")
+    torch_device = torch.device("cpu") if device in (None, "tt") else \
+        options.torch_device(device, "device", error=BackendUnavailableError)
     dev = reference.open_device(0, torch_device=torch_device)
     return Backend(reference, dev, "reference", f"reference ttnn on {torch_device}", why)

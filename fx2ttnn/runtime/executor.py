@@ -7,7 +7,8 @@ Binding (the mirror of ttnn trace capture on the host side):
      bytes by the same ops is taken from the pool instead (the variants of a program share their weights);
   2. the remaining nodes become straight-line Python source, one ttnn call per line, every function,
      constant and ttnn attribute pre-resolved into the function's globals, values freed after their last
-     use.  On the reference backend the calls go to the kernels without per-call contract checks: the
+     use.  The source holds generated names (``a0``, ``v3``, ``f12``) and literals of exact ``bool`` / ``int``
+     / finite ``float`` / ``str`` values only; nothing from the model (module paths, node names) is code.  On the reference backend the calls go to the kernels without per-call contract checks: the
      program was checked node by node when it was lowered (``lowering.abstract``) and its inputs are
      checked against their specs on the first call.
 
@@ -129,10 +130,10 @@ class BoundProgram:
         if isinstance(a, tuple):
             return "(" + "".join(self._expr(x) + ", " for x in a) + ")"
         if isinstance(a, dict):
-            return "{" + ", ".join(f"{k!r}: {self._expr(v)}" for k, v in a.items()) + "}"
-        if isinstance(a, float) and not math.isfinite(a):
-            return self._global("k", a)
-        if a is None or isinstance(a, (bool, int, float, str)):
+            return "{" + ", ".join(f"{self._expr(k)}: {self._expr(v)}" for k, v in a.items()) + "}"
+        # Only values of these exact types are written into the source, as their repr (a literal); anything
+        # else — a non-finite float, a str or int subclass whose __repr__ could be anything — is a global.
+        if a is None or type(a) in (bool, int, str) or (type(a) is float and math.isfinite(a)):
             return repr(a)
         return self._global("k", a)
 

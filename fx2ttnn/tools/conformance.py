@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from .common import CliError
+from .common import CliError, seed_int
+from .outputs import check_writable, write_text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="configuration(s) to check (default: both)")
     p.add_argument("--dtype", action="append", choices=DTYPES, default=None, help="dtype(s) (default: both)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write every call's record as JSON")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for the random weights (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N", help="seed for the random weights (default: 0)")
     p.set_defaults(func=run)
     return p
 
@@ -35,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
     from ..conformance.report import CONFIGS, DTYPES, run_conformance
     from ..conformance.sideenv import SideEnvUnavailable
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.json:
+        check_writable(args.json, "--json")
     try:
-        report = run_conformance(configs=tuple(args.config or CONFIGS), dtypes=tuple(args.dtype or DTYPES),
-                                 seed=args.seed, log=log)
+        # a flag given twice still lowers and replays its configuration once
+        report = run_conformance(configs=tuple(dict.fromkeys(args.config or CONFIGS)),
+                                 dtypes=tuple(dict.fromkeys(args.dtype or DTYPES)), seed=args.seed, log=log)
     except SideEnvUnavailable as e:
         raise CliError(str(e)) from None
     print(report.text(), flush=True)
@@ -47,6 +51,5 @@ def run(args: argparse.Namespace) -> int:
                                                                               "module")}, **r.result}
             for r in report.results],
             "numerics": [row.__dict__ for row in report.numerics]}
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
+        write_text(args.json, json.dumps(data, indent=1) + "\n")
     return 0 if report.ok else 1
