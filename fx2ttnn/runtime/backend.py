@@ -20,6 +20,7 @@ from ..lowering.abstract import resolve_path, spec_from_value
 from ..lowering.ir import TensorSpec, TTNNOp
 from . import reference, ttnn_probe
 
+
 @dataclass
 class Backend:
     ttnn: Any
