@@ -26,9 +26,9 @@ from .helpers import RM, TILE, assert_rejected, bfp8_quantum, block_max, float_d
     (torch.uint8, None, ttnn.uint8, torch.uint8),
     (torch.float32, ttnn.bfloat16, ttnn.bfloat16, torch.bfloat16),
     (torch.float32, ttnn.float32, ttnn.float32, torch.float32),
-    (torch.int64, ttnn.uint32, ttnn.uint32, torch.int32),
+    (torch.int64, ttnn.uint32, ttnn.uint32, torch.uint32),
     (torch.int64, ttnn.int32, ttnn.int32, torch.int32),
-    (torch.int32, ttnn.uint32, ttnn.uint32, torch.int32),
+    (torch.int32, ttnn.uint32, ttnn.uint32, torch.uint32),
 ], ids=lambda v: str(v).replace("torch.", "").replace("ttnn.", ""))
 @pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
 def test_from_torch_to_torch_round_trip(dev, torch_dtype, ttnn_dtype, expect_dtype, expect_host, on_device):

@@ -17,13 +17,14 @@ from .types import (
 
 _FROM_TORCH_DTYPE = {
     torch.bfloat16: DataType.BFLOAT16, torch.float32: DataType.FLOAT32, torch.int32: DataType.INT32,
-    torch.uint8: DataType.UINT8, torch.int16: DataType.UINT16,
+    torch.uint8: DataType.UINT8, torch.int16: DataType.UINT16, torch.uint16: DataType.UINT16,
+    torch.uint32: DataType.UINT32,
 }
 _TO_TORCH_DTYPE = {
     DataType.BFLOAT16: torch.bfloat16, DataType.FLOAT32: torch.float32, DataType.BFLOAT8_B: torch.float32,
-    DataType.BFLOAT4_B: torch.float32, DataType.FP8_E4M3: torch.float32, DataType.UINT32: torch.int32,
-    DataType.INT32: torch.int32, DataType.UINT16: torch.int16, DataType.UINT8: torch.uint8, DataType.INT8: torch.int8,
-}
+    DataType.BFLOAT4_B: torch.float32, DataType.FP8_E4M3: torch.float32, DataType.UINT32: torch.uint32,
+    DataType.INT32: torch.int32, DataType.UINT16: torch.uint16, DataType.UINT8: torch.uint8, DataType.INT8: torch.int8,
+}  # ttnn 0.81.1's ttnn_dtype_to_torch_dtype (ttnn/core.py): unsigned stay unsigned
 
 
 def _place(value: torch.Tensor, device: Device | None) -> torch.Tensor:
