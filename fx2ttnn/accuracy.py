@@ -25,6 +25,10 @@ DEVICE_PCC = {
 # Single ops of the reference ttnn against their torch meaning; small values (a step's stop probabilities).
 OP_ATOL = {"float32": 1e-5, "bfloat16": 2e-2}
 
+# Values with fewer elements are judged by max abs error (OP_ATOL) instead of PCC: a correlation over a
+# handful of numbers says little (a one-sample waveform has none).
+SMALL_NUMEL = 32
+
 
 def min_pcc(dtype: str) -> float:
     """The strictest stage threshold for ``dtype`` (what a single pass/fail over all stages uses)."""

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal
 import torch
 from torch import nn
 
-from .errors import UnsupportedModelError
-from .precision import DEFAULT_PRECISION, check_precision
+from . import options
+from .errors import BackendUnavailableError, UnsupportedModelError
+from .precision import DEFAULT_PRECISION, PRECISIONS
 from .lowering import speecht5 as s5
 from .lowering.capture import capture
 from .lowering.ir import TensorSpec
-from .lowering.pipeline import LoweredProgram, lower_program
+from .lowering.pipeline import LoweredProgram, lower_program, pass_names
 from .runtime.backend import Backend, open_backend
 from .runtime.constants import ConstantPool
 from .runtime.executor import BoundProgram
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
+BACKENDS = ("auto", "reference", "ttnn")
 FLOAT32_REFERENCE_ONLY = ("dtype='float32' is an exact, reference-only mode: its programs run SDPA, SDPA-decode and the "
                           "KV cache in float32, and the device's attention kernels take bfloat16, bfloat8_b or "
                           "bfloat4_b only")
@@ -118,7 +120,7 @@ class LoweredSpeechT5:
 
     @property
     def program_names(self) -> tuple[str, ...]:
-        return tuple(n for n in PROGRAMS if n != "vocoder" or self.vocoder is not None)
+        return program_names(self.vocoder)
 
     @property
     def variants(self) -> list[ProgramVariant]:
@@ -273,6 +275,11 @@ class LoweredSpeechT5:
         return Report.of(self)
 
 
+def program_names(vocoder: nn.Module | None) -> tuple[str, ...]:
+    """The programs a lowering has: all four, or three without a vocoder."""
+    return tuple(n for n in PROGRAMS if n != "vocoder" or vocoder is not None)
+
+
 def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: str = "auto",
                 dtype: str = "bfloat16", max_steps: int | None = None, prenet_dropout: bool = True,
                 device: str | None = None, dump_dir: str | Path | None = None,
@@ -310,17 +317,35 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
             bind a program again or export its weights (``fx2ttnn compare`` / ``export`` keep them).
     """
     s5.check_supported(model, vocoder)
-    if dtype not in DTYPES:
-        raise UnsupportedModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    check_precision(precision)
+    err = UnsupportedModelError
+    dtype = options.choice(dtype, "dtype", DTYPES, error=err)
+    precision = options.choice(precision, "precision", PRECISIONS, error=err)
+    backend = options.choice(backend, "backend", BACKENDS, error=BackendUnavailableError)
+    if numerics is not None:
+        numerics = options.choice(numerics, "numerics", ("exact", "device"), error=BackendUnavailableError)
     if dtype == "float32" and numerics == "device":
         raise UnsupportedModelError(FLOAT32_REFERENCE_ONLY + " (numerics='device' emulates the device; use "
                                     "dtype='bfloat16')")
+    if dtype == "float32" and backend == "ttnn":
+        raise UnsupportedModelError(FLOAT32_REFERENCE_ONLY + " (backend='reference' runs it)")
     limit = model.config.max_speech_positions
-    max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
-    if max_steps < 32 or max_steps % 32 or max_steps > limit:
-        raise UnsupportedModelError(f"max_steps must be a multiple of 32 in [32, {limit}] "
-                                    f"(config.max_speech_positions), got {max_steps}")
+    max_steps = DEFAULT_MAX_STEPS if max_steps is None else \
+        options.integer(max_steps, "max_steps", low=32, high=limit, multiple_of=32, error=err)
+    prenet_dropout = options.flag(prenet_dropout, "prenet_dropout", error=err)
+    keep_host_weights = options.flag(keep_host_weights, "keep_host_weights", error=err)
+    if trace is not None:
+        trace = options.flag(trace, "trace", error=err)
+    if stop_check_interval is not None:
+        stop_check_interval = options.integer(stop_check_interval, "stop_check_interval", low=1, error=err)
+    if device is not None and device != "tt":
+        if backend == "ttnn":
+            raise BackendUnavailableError(f"device={device!r} selects where the reference backend runs; "
+                                          "backend='ttnn' always uses Tenstorrent device 0")
+        device = options.torch_device(device, "device", error=BackendUnavailableError)
+    names = program_names(vocoder)
+    wanted = names if programs is None else options.names(programs, "programs", names, error=err)
+    if print_after != "all":
+        print_after = options.names(print_after, "print_after", pass_names(), error=err)
     model.eval()
     if vocoder is not None:
         vocoder.eval()
@@ -334,15 +359,9 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
                           dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after),
                           keep_host_weights=keep_host_weights, precision=precision)
     if trace is not None:
-        tts.trace = bool(trace)
+        tts.trace = trace
     if stop_check_interval is not None:
-        if int(stop_check_interval) < 1:
-            raise UnsupportedModelError(f"stop_check_interval must be >= 1, got {stop_check_interval}")
-        tts.stop_check_interval = int(stop_check_interval)
-    wanted = tts.program_names if programs is None else tuple(programs)
-    unknown = set(wanted) - set(tts.program_names)
-    if unknown:
-        raise UnsupportedModelError(f"unknown program(s) {sorted(unknown)}; programs are {', '.join(tts.program_names)}")
+        tts.stop_check_interval = stop_check_interval
     for name in wanted:  # capture and lower the default variants now
         tts.variant(name, tts.default_key(name))
     tts.lower_seconds = time.perf_counter() - t0

@@ -224,6 +224,22 @@ def is_bind_time(node: torch.fx.Node, constants: set[torch.fx.Node]) -> bool:
     return bool(inputs) and all(n in constants for n in inputs)
 
 
+def split_bind_time(graph: torch.fx.Graph) -> tuple[list[torch.fx.Node], list[torch.fx.Node]]:
+    """A program's calls as the executor makes them: the bind-time nodes (``is_bind_time``, in graph order; run
+    once when the program is bound) and the per-call ``call_function`` nodes (in graph order; run on every call).
+    The executor, ``fx2ttnn export`` and the real-ttnn conformance replay all take their call lists from here."""
+    constants: list[torch.fx.Node] = []
+    const_set: set[torch.fx.Node] = set()
+    calls: list[torch.fx.Node] = []
+    for node in graph.nodes:
+        if is_bind_time(node, const_set):
+            constants.append(node)
+            const_set.add(node)
+        elif node.op == "call_function":
+            calls.append(node)
+    return constants, calls
+
+
 def source_module(node: torch.fx.Node) -> str:
     """The HF module a node came from, from torch.export's ``nn_module_stack`` (or what a pass recorded)."""
     if "source_module" in node.meta:

@@ -66,6 +66,7 @@ batch_norm = _op("batch_norm", tile=(0, "running_mean", "running_var", "weight",
 softmax = _op("softmax", tile=(0,), compute_config="compute_kernel_config", precision="softmax")
 add = _op("add")
 add_ = _op("add", inplace=0)
+plus_one = _op("plus_one", inplace=0, row_major=(0,), index=(0,))  # int32/uint32 ROW_MAJOR, + 1 in place
 subtract = _op("subtract")
 multiply = _op("multiply")
 divide = _op("divide")

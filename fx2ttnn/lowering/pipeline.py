@@ -115,6 +115,12 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
     return passes
 
 
+def pass_names() -> tuple[str, ...]:
+    """The names ``print_after`` / ``dump`` take: ``captured`` (the graph torch.export produced) and every pass
+    of the default pipeline, a step program's ``hoist_invariants`` included."""
+    return ("captured",) + tuple(p.name for p in default_passes("float32", {}, [], ["step_input"]))
+
+
 def _io_specs(gm: torch.fx.GraphModule) -> tuple[dict[str, TensorSpec], list[TensorSpec]]:
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     ins = {n.name: n.meta["tensor_spec"] for n in gm.graph.nodes if n.op == "placeholder"}

@@ -7,7 +7,8 @@ Binding (the mirror of ttnn trace capture on the host side):
      bytes by the same ops is taken from the pool instead (the variants of a program share their weights);
   2. the remaining nodes become straight-line Python source, one ttnn call per line, every function,
      constant and ttnn attribute pre-resolved into the function's globals, values freed after their last
-     use.  On the reference backend the calls go to the kernels without per-call contract checks: the
+     use.  The source holds generated names (``a0``, ``v3``, ``f12``) and literals of exact ``bool`` / ``int``
+     / finite ``float`` / ``str`` values only; nothing from the model (module paths, node names) is code.  On the reference backend the calls go to the kernels without per-call contract checks: the
      program was checked node by node when it was lowered (``lowering.abstract``) and its inputs are
      checked against their specs on the first call.
 
@@ -25,7 +26,7 @@ import torch.fx
 
 from ..errors import GenerationError
 from ..lowering.abstract import resolve_arg, resolve_path
-from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, is_bind_time
+from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, split_bind_time
 from .backend import Backend
 from .constants import ConstantPool, constant_keys
 
@@ -80,12 +81,8 @@ class BoundProgram:
         return target
 
     def _bind_constants(self, gm: torch.fx.GraphModule) -> None:
-        const: list[torch.fx.Node] = []
-        const_set: set[torch.fx.Node] = set()
-        for node in gm.graph.nodes:
-            if is_bind_time(node, const_set):
-                const.append(node)
-                const_set.add(node)
+        const, self._calls = split_bind_time(gm.graph)
+        const_set = set(const)
         self._constants = const_set
         # only what the per-call code reads gets a name (and a place in the pool); the rest is bind-time scratch
         named = [n for n in const if any(u not in const_set for u in n.users)]
@@ -133,15 +130,15 @@ class BoundProgram:
         if isinstance(a, tuple):
             return "(" + "".join(self._expr(x) + ", " for x in a) + ")"
         if isinstance(a, dict):
-            return "{" + ", ".join(f"{k!r}: {self._expr(v)}" for k, v in a.items()) + "}"
-        if isinstance(a, float) and not math.isfinite(a):
-            return self._global("k", a)
-        if a is None or isinstance(a, (bool, int, float, str)):
+            return "{" + ", ".join(f"{self._expr(k)}: {self._expr(v)}" for k, v in a.items()) + "}"
+        # Only values of these exact types are written into the source, as their repr (a literal); anything
+        # else — a non-finite float, a str or int subclass whose __repr__ could be anything — is a global.
+        if a is None or type(a) in (bool, int, str) or (type(a) is float and math.isfinite(a)):
             return repr(a)
         return self._global("k", a)
 
     def _codegen(self, gm: torch.fx.GraphModule) -> str:
-        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n not in self._constants]
+        nodes = self._calls
         params = []
         for i, ph in enumerate(self.placeholders):
             self._names[ph] = f"a{i}"

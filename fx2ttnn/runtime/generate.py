@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import options
 from ..errors import GenerationError
 from ..lowering import speecht5 as s5
 from ..lowering.ir import TensorSpec
@@ -57,6 +58,7 @@ class GenerationStats:
     audio_seconds: float | None = None
     step_seconds: list[float] = field(default_factory=list)  # wall time of each decode step (stop reads included)
     steps_discarded: int = 0  # decoded after the last stop, before the read that found it (stop_check_interval)
+    lowering_seconds: float = 0.0  # of ``seconds``: capturing and lowering program variants this call needed first
 
     @property
     def ms_per_step(self) -> float:
@@ -69,24 +71,42 @@ def upload(ttnn: Any, device: Any, spec: TensorSpec, value: torch.Tensor) -> Any
                            device=device)
 
 
+def _tensor_type(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {str(x.dtype).removeprefix('torch.')} tensor of shape {list(x.shape)}"
+    shape = getattr(x, "shape", None)
+    what = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+    return f"a {what}" + (f" of shape {list(shape)}" if shape is not None else "") + \
+        (" (convert it with torch.from_numpy)" if type(x).__module__ == "numpy" else "")
+
+
 def _validate(tts: "LoweredSpeechT5", input_ids: Any, speaker: Any, attention_mask: Any) -> None:
     cfg = tts.config
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
-        raise GenerationError(f"input_ids must be an integer tensor [batch, length], got "
-                              f"{getattr(input_ids, 'shape', type(input_ids).__name__)}")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point() \
+            or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise GenerationError(f"input_ids must be an integer (torch.long) tensor [batch, length] of token ids, got "
+                              f"{_tensor_type(input_ids)}")
     bsz, seq = input_ids.shape
     if bsz == 0 or seq == 0:
-        raise GenerationError("input_ids is empty")
+        raise GenerationError(f"input_ids is empty (shape {list(input_ids.shape)})")
     if int(input_ids.min()) < 0 or int(input_ids.max()) >= cfg.vocab_size:
-        raise GenerationError(f"input_ids must be token ids in [0, {cfg.vocab_size})")
+        raise GenerationError(f"input_ids must be token ids in [0, {cfg.vocab_size}), got values in "
+                              f"[{int(input_ids.min())}, {int(input_ids.max())}]")
+    dim = cfg.speaker_embedding_dim
     if speaker is None:
-        raise GenerationError("speaker_embeddings must be given: a [batch, "
-                              f"{cfg.speaker_embedding_dim}] tensor (e.g. an x-vector)")
-    if not isinstance(speaker, torch.Tensor) or tuple(speaker.shape) != (bsz, cfg.speaker_embedding_dim):
-        raise GenerationError(f"speaker_embeddings must be [{bsz}, {cfg.speaker_embedding_dim}], got "
-                              f"{list(getattr(speaker, 'shape', []))}")
-    if attention_mask is not None and tuple(attention_mask.shape) != (bsz, seq):
-        raise GenerationError(f"attention_mask must be [{bsz}, {seq}] like input_ids, got {list(attention_mask.shape)}")
+        raise GenerationError(f"speaker_embeddings must be given: a float tensor [{bsz}, {dim}] (e.g. an x-vector)")
+    if not isinstance(speaker, torch.Tensor) or tuple(speaker.shape) != (bsz, dim) \
+            or not speaker.is_floating_point():
+        raise GenerationError(f"speaker_embeddings must be a float tensor [{bsz}, {dim}], got {_tensor_type(speaker)}")
+    if not bool(torch.isfinite(speaker).all()):
+        raise GenerationError(f"speaker_embeddings contains {int((~torch.isfinite(speaker)).sum())} NaN or "
+                              "infinite value(s); it must be finite")
+    if attention_mask is not None:
+        if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (bsz, seq):
+            raise GenerationError(f"attention_mask must be a [{bsz}, {seq}] tensor like input_ids, got "
+                                  f"{_tensor_type(attention_mask)}")
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise GenerationError("attention_mask must hold only 0 (padding) and 1 (token)")
     if seq > tts.text_buckets[-1]:
         raise GenerationError(f"input length {seq} exceeds the model's {tts.text_buckets[-1]} text positions")
 
@@ -118,6 +138,15 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
                     attention_mask: torch.Tensor | None = None, threshold: float = 0.5, minlenratio: float = 0.0,
                     maxlenratio: float = 20.0, vocoder: Any = None, return_output_lengths: bool = False,
                     seed: int | None = None, progress: bool = False, stop_check_interval: int | None = None):
+    err = GenerationError  # every option checked before any work (fx2ttnn/options.py)
+    threshold = options.real(threshold, "threshold", low=0.0, error=err)
+    minlenratio = options.real(minlenratio, "minlenratio", low=0.0, error=err)
+    maxlenratio = options.real(maxlenratio, "maxlenratio", low=0.0, low_open=True, error=err)
+    seed = None if seed is None else options.integer(seed, "seed", low=0, high=2**64 - 1, error=err)
+    if stop_check_interval is not None:
+        stop_check_interval = options.integer(stop_check_interval, "stop_check_interval", low=1, error=err)
+    return_output_lengths = options.flag(return_output_lengths, "return_output_lengths", error=err)
+    progress = options.flag(progress, "progress", error=err)
     _validate(tts, input_ids, speaker_embeddings, attention_mask)
     ttnn, device = tts.backend.ttnn, tts.backend.device
     cfg = tts.config
@@ -128,10 +157,12 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
         voc_tts = tts
     elif isinstance(vocoder, nn.Module):
         voc_tts = tts.lowered_vocoder_for(vocoder)
-    elif vocoder not in (None, False):
-        raise GenerationError(f"vocoder must be a SpeechT5HifiGan, None (the lowered one) or False, got {type(vocoder).__name__}")
+    elif vocoder is not None and vocoder is not False:
+        got = repr(vocoder) if isinstance(vocoder, (bool, int, float, str)) else type(vocoder).__name__
+        raise GenerationError(f"vocoder must be a SpeechT5HifiGan, None (the lowered one) or False, got {got}")
 
     t_start = time.perf_counter()
+    lowered_before = tts.lower_seconds + (voc_tts.lower_seconds if voc_tts not in (None, tts) else 0.0)
     mask = attention_mask if attention_mask is not None else (input_ids != cfg.pad_token_id).int()
     bucket = s5.bucket_for(seq, tts.text_buckets, "input length")
     ids = torch.nn.functional.pad(input_ids.long(), (0, bucket - seq), value=cfg.pad_token_id)
@@ -148,9 +179,10 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     env.update(decode_state(tts, bsz, specs))
     env["position"] = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
     env["frame"] = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
-    if tts.prenet_dropout:
+    if tts.prenet_dropout:  # a step input, or only the prologue's when all its per-step use was hoisted
+        in_specs = {**(step_variant.lowered.prologue.input_specs if step_variant.prologue else {}), **specs}
         for i, t in enumerate(dropout_tables(tts, seed)):
-            env[f"dropout_mask_{i}"] = upload(ttnn, device, specs[f"dropout_mask_{i}"], t)
+            env[f"dropout_mask_{i}"] = upload(ttnn, device, in_specs[f"dropout_mask_{i}"], t)
     setup_uploads = 2 + tts.prenet_dropout * cfg.speech_decoder_prenet_layers + 3  # + encoder ids/mask/speaker
     if step_variant.prologue is not None:
         pro = step_variant.prologue
@@ -165,7 +197,7 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     # -- decode loop ---------------------------------------------------------------------------------
     # Stop probabilities stay on device; every `interval` steps they are concatenated and read at once, then
     # evaluated step by step in order (HF's rule), and frames decoded past the last stop are discarded.
-    interval = max(1, int(stop_check_interval or tts.stop_check_interval))
+    interval = stop_check_interval or tts.stop_check_interval
     last = min(maxlen, tts.max_steps)  # the step at which every utterance is forced to stop
     bar = None
     if progress:
@@ -245,8 +277,10 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
         out = ttnn.to_torch(post).float()[:, :longest]
         out_lengths = lengths
         audio = None
+    lowered = tts.lower_seconds + (voc_tts.lower_seconds if voc_tts not in (None, tts) else 0.0) - lowered_before
     tts.last_generation = GenerationStats(idx, bsz, bucket, fb, time.perf_counter() - t_start, t_enc, t_dec, t_post,
-                                          t_voc, reads / decoded, setup_uploads, audio, step_times, decoded - idx)
+                                          t_voc, reads / decoded, setup_uploads, audio, step_times, decoded - idx,
+                                          lowered)
     if return_output_lengths:
         return out, out_lengths
     return out[0] if bsz == 1 else out

@@ -42,7 +42,8 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..precision import DEFAULT_PRECISION, PRECISIONS
-from .common import CliError, load_pretrained, notice
+from .common import CliError, check_lowering_flags, load_pretrained, notice, positive_int, seed_int
+from .outputs import check_writable, write_text
 
 
 @dataclass
@@ -345,18 +346,29 @@ def format_table(res: BenchResult) -> str:
 # -- command line ------------------------------------------------------------------------------------
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help="time HF eager and the lowered model side by side",
-                              description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--text-len", type=int, default=24, metavar="N", help="input tokens (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=120, metavar="N", help="decode steps (default: %(default)s)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--repeat", type=int, default=3, metavar="R", help="timed generations per side (default: 3)")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
-    p.add_argument("--model", metavar="PATH_OR_ID", default=None, help="checkpoint (default: random weights)")
-    p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None, help="vocoder checkpoint (default: random)")
-    p.add_argument("--backend", choices=("auto", "reference", "ttnn"), default="reference")
-    p.add_argument("--device", default=None, metavar="TORCH_DEVICE", help="reference backend torch device")
-    p.add_argument("--stop-check-interval", type=int, default=None, metavar="K",
+    p = subparsers.add_parser(
+        "bench", help="time HF eager and the lowered model side by side",
+        description="Time HF eager generate_speech and the lowered model in one process on the same inputs, the "
+                    "same number of decode steps (prenet dropout off, stop threshold out of reach), alternating "
+                    "the two sides; print both, their ratios and the decode step's floor (the bare products over "
+                    "the weights one step reads). Without --model: the default config with random weights.")
+    p.add_argument("--text-len", type=positive_int, default=24, metavar="N", help="input tokens (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=120, metavar="N", help="decode steps (default: %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="lowered weights and activations (default: %(default)s)")
+    p.add_argument("--repeat", type=positive_int, default=3, metavar="R",
+                   help="timed generations per side (default: %(default)s)")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write the results as JSON (missing parent directories are created)")
+    p.add_argument("--model", metavar="PATH_OR_ID", default=None,
+                   help="SpeechT5ForTextToSpeech checkpoint directory or hub id (default: random weights)")
+    p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None,
+                   help="SpeechT5HifiGan checkpoint directory or hub id (default: random weights)")
+    p.add_argument("--backend", choices=("auto", "reference", "ttnn"), default="reference",
+                   help="where the lowered side runs (default: %(default)s)")
+    p.add_argument("--device", default=None, metavar="TORCH_DEVICE",
+                   help="torch device of the reference backend: cpu (default), cuda, cuda:N")
+    p.add_argument("--stop-check-interval", type=positive_int, default=None, metavar="K",
                    help="decode steps between stop reads (default: lower_model's)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="precision policy of the lowering (default: %(default)s)")
@@ -365,7 +377,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--emulation-cost", action="store_true",
                    help="also time one generation with numerics='device' (rows 'device numerics: ...', ratio to the "
                         "timed runs): what emulating the device's math costs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N",
+                   help="seed for random weights and inputs (default: %(default)s)")
     p.set_defaults(func=run)
     return p
 
@@ -373,15 +386,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
 
-    if args.steps < 1 or args.text_len < 1 or args.repeat < 1:
-        raise CliError("--steps, --text-len and --repeat must be positive")
-    if args.stop_check_interval is not None and args.stop_check_interval < 1:
-        raise CliError("--stop-check-interval must be positive")
+    check_lowering_flags(args)
     if args.dtype == "float32" and (args.emulation_cost or args.numerics == "device"):
         raise CliError("--dtype float32 is an exact, reference-only mode: device numerics need --dtype bfloat16")
     if args.json:
-        from .audio import check_writable
-        check_writable(args.json)
+        check_writable(args.json, "--json")
     model = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model") if args.model else None
     vocoder = load_pretrained(SpeechT5HifiGan, args.vocoder, "vocoder") if args.vocoder else None
     if model is None:
@@ -392,6 +401,5 @@ def run(args: argparse.Namespace) -> int:
                     numerics=args.numerics, emulation_cost=args.emulation_cost)
     print(format_table(res))
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(res.to_json() + "\n")
+        write_text(args.json, res.to_json() + "\n")
     return 0

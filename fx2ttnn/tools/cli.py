@@ -5,6 +5,7 @@
     fx2ttnn compare [--program P] [--dtype ...] [--steps N]
     fx2ttnn export --out DIR [--program P]
     fx2ttnn bench [--text-len N] [--steps N] [--dtype ...] [--repeat R] [--json FILE]
+    fx2ttnn conformance [--config default|non-default] [--dtype ...] [--json FILE]
 
 Each subcommand lives in its own module under ``fx2ttnn.tools`` exposing ``add_parser(subparsers)``, which
 registers its argparse subparser with ``func=run`` (``run(args) -> int``).  ``main`` turns user errors
@@ -15,20 +16,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import Fx2TTNNError
-from . import bench, compare, dump, export, synth
-from .audio import OutputPathError
+from . import bench, compare, conformance, dump, export, synth
+from .outputs import OutputPathError
 from .common import CliError, one_line
 
-SUBCOMMANDS = (synth, dump, compare, export, bench)
+SUBCOMMANDS = (synth, dump, compare, export, bench, conformance)
 EXIT_USER_ERROR = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``error: fx2ttnn synth: argument --dtype: invalid choice ...``,
+    pointing at ``--help`` instead of repeating the usage; exit code 2 like every user error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {one_line(message)} (see '{self.prog} --help')", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fx2ttnn", description="Lower Hugging Face SpeechT5 text-to-speech + HiFi-GAN onto TTNN programs "
                                     "and run them (real ttnn, or fx2ttnn's reference implementation).")
     parser.add_argument("--version", action="version", version=f"fx2ttnn {__version__}")

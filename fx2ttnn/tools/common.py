@@ -1,7 +1,9 @@
 """Shared by the CLI subcommands: user-facing errors, notices, loading checkpoints / tokenizers / speakers.
 
-Nothing here touches the network: checkpoints load from a local directory or, for a hub id, from the local
-Hugging Face cache only (``local_files_only=True``).
+``--model`` / ``--vocoder`` take a ``save_pretrained`` directory or a Hugging Face Hub id.  A hub id loads
+like every HF tool: from the local Hugging Face cache when it is there, otherwise downloaded into it (with
+huggingface_hub's progress bars); with no network, or ``HF_HUB_OFFLINE=1``, an id that is not cached is one
+clear error line.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .. import options
 
 
 class CliError(Exception):
@@ -33,24 +37,84 @@ def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
+# -- options -----------------------------------------------------------------------------------------
+# The API's own checks (fx2ttnn/options.py), run by the command line before it loads or lowers anything, with
+# errors that name the flag (``--max-steps``) instead of the Python argument (``max_steps``).
+SEED_MAX = 2**64 - 1  # torch.manual_seed / torch.Generator accept seeds up to this
+
+
+positive_int = options.argparse_type(options.integer, low=1)                 # --steps, --repeat, --text-len ...
+seed_int = options.argparse_type(options.integer, low=0, high=SEED_MAX)      # --seed
+step_count = options.argparse_type(options.integer, low=32, multiple_of=32)  # --max-steps (model limit: later)
+
+
+def check_lowering_flags(args: Any, config: Any = None) -> None:
+    """``--device`` (and ``--backend``) and, given the model's config, ``--max-steps`` (against its
+    ``max_speech_positions``), as ``lower_model`` would check them, but before any lowering and under the flag
+    names."""
+    max_steps = getattr(args, "max_steps", None)
+    if max_steps is not None and config is not None:
+        options.integer(max_steps, "--max-steps", low=32, high=config.max_speech_positions, multiple_of=32,
+                        error=CliError)
+    device = getattr(args, "device", None)
+    if device is not None:
+        if getattr(args, "backend", None) == "ttnn":
+            raise CliError("--device selects the reference backend's torch device; it cannot be used with "
+                           "--backend ttnn")
+        options.torch_device(device, "--device", error=CliError)
+
+
 # -- checkpoints -------------------------------------------------------------------------------------
 def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec or spec.endswith("/")
 
 
-def _read_model_type(directory: Path) -> str | None:
+def _read_model_type(directory: Path, spec: str, what: str) -> str:
+    """``model_type`` of the checkpoint's ``config.json``; a ``CliError`` naming what is wrong with it."""
+    config = directory / "config.json"
     try:
-        return json.loads((directory / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
+        doc = json.loads(config.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CliError(f"cannot read {what} config {str(config)!r}: {e.strerror or one_line(e)}") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise CliError(f"{what} config {str(config)!r} is not valid JSON ({one_line(e)})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("model_type"), str):
+        raise CliError(f"{what} config {str(config)!r} has no \"model_type\" (not a transformers checkpoint "
+                       "config.json)")
+    return doc["model_type"]
+
+
+def _exception_chain(e: BaseException) -> list[str]:
+    names = []
+    while e is not None and len(names) < 16:
+        names.append(type(e).__name__)
+        e = e.__cause__ or e.__context__
+    return names
+
+
+def _hub_error(e: BaseException, what: str, spec: str) -> CliError:
+    """A loading failure of hub id ``spec`` as one line saying what the user can do."""
+    import huggingface_hub.constants as hub
+    chain = _exception_chain(e)
+    if "RepositoryNotFoundError" in chain:
+        return CliError(f"{what} {spec!r} is not a model on the Hugging Face Hub (nor a local directory); if it is "
+                        "private, log in with `hf auth login`")
+    if "GatedRepoError" in chain:
+        return CliError(f"{what} {spec!r} is a gated model: accept its terms on huggingface.co and log in with "
+                        "`hf auth login`")
+    if "LocalEntryNotFoundError" in chain or "OfflineModeIsEnabled" in chain:
+        why = "HF_HUB_OFFLINE=1 is set" if hub.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached"
+        return CliError(f"{what} {spec!r} is not in the local Hugging Face cache ({hub.HF_HUB_CACHE}) and {why}; "
+                        "connect to the network once to download it, or give a save_pretrained directory")
+    return CliError(f"cannot load {what} {spec!r} from the Hugging Face Hub: {one_line(e)}")
 
 
 def load_pretrained(cls: type, spec: str, what: str) -> Any:
-    """``cls.from_pretrained(spec, local_files_only=True)`` with one-line ``CliError``s for the user.
+    """``cls.from_pretrained(spec)`` with one-line ``CliError``s for the user.
 
-    ``spec`` is a ``save_pretrained`` directory or a hub id already in the local HF cache.  The checkpoint's
-    ``model_type`` must be ``cls``'s (a vocoder checkpoint given as ``--model`` is an error, not a model with
-    random weights); weights missing from the checkpoint are reported as a notice.
+    ``spec`` is a ``save_pretrained`` directory or a hub id (from the local HF cache, else downloaded into it).
+    The checkpoint's ``model_type`` must be ``cls``'s (a vocoder checkpoint given as ``--model`` is an error,
+    not a model with random weights); weights missing from the checkpoint are reported as a warning.
     """
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # "Loading weights" bars: noise next to the CLI's own progress bar
@@ -60,10 +124,10 @@ def load_pretrained(cls: type, spec: str, what: str) -> Any:
     if path.exists():
         if not path.is_dir():
             raise CliError(f"{what} {spec!r} is not a directory (expected a save_pretrained checkpoint directory "
-                           "or a hub id in the local Hugging Face cache)")
+                           "or a Hugging Face Hub id)")
         if not (path / "config.json").is_file():
             raise CliError(f"{what} directory {spec!r} has no config.json (not a save_pretrained checkpoint)")
-        model_type = _read_model_type(path)
+        model_type = _read_model_type(path, spec, what)
         if model_type != expected:
             raise CliError(f"{what} {spec!r} is a {model_type!r} checkpoint; expected {expected!r} "
                            f"({cls.__name__})")
@@ -73,21 +137,18 @@ def load_pretrained(cls: type, spec: str, what: str) -> Any:
     else:
         source, hub_id = spec, True
     try:
-        if hub_id:  # hub id: check the cached config's type before loading weights
+        if hub_id:  # check the config's type before fetching weights
             from transformers import AutoConfig
-            config = AutoConfig.from_pretrained(spec, local_files_only=True)
+            config = AutoConfig.from_pretrained(spec)
             if config.model_type != expected:
                 raise CliError(f"{what} {spec!r} is a {config.model_type!r} checkpoint; expected {expected!r} "
                                f"({cls.__name__})")
-        model, info = cls.from_pretrained(source, local_files_only=True, output_loading_info=True)
+        model, info = cls.from_pretrained(source, output_loading_info=True)
     except CliError:
         raise
-    except Exception as e:  # noqa: BLE001 - any loading failure is the user's checkpoint/path problem
-        if hub_id and isinstance(e, OSError):  # transformers' "couldn't find them in the cached files"
-            raise CliError(f"{what} {spec!r} is neither a local directory nor in the local Hugging Face cache "
-                           "(nothing is downloaded; give a save_pretrained directory)") from None
+    except Exception as e:  # noqa: BLE001 - any loading failure is the user's checkpoint/path/network problem
         if hub_id:
-            raise CliError(f"cannot load {what} {spec!r} from the local Hugging Face cache: {one_line(e)}") from None
+            raise _hub_error(e, what, spec) from None
         raise CliError(f"cannot load {what} from {spec!r}: {one_line(e)}") from None
     missing = list(info.get("missing_keys", []) or [])
     if missing:
@@ -97,23 +158,59 @@ def load_pretrained(cls: type, spec: str, what: str) -> Any:
 
 
 def load_tokenizer(spec: str) -> tuple[Any | None, str]:
-    """The checkpoint's own SpeechT5 tokenizer, or ``(None, reason)`` when it has none or it cannot load."""
+    """The checkpoint's own SpeechT5 tokenizer, or ``(None, reason)`` when it has none or it cannot load
+    (``spm_char.model`` needs the optional ``sentencepiece``: ``pip install 'fx2ttnn[speech]'``)."""
+    import importlib.util
     path = Path(spec).expanduser()
     if path.is_dir() and not (path / "spm_char.model").is_file():
         return None, f"{spec!r} has no tokenizer files (spm_char.model)"
+    if importlib.util.find_spec("sentencepiece") is None:
+        return None, (f"the tokenizer of {spec!r} (spm_char.model) needs sentencepiece, which is not installed "
+                      "(pip install 'fx2ttnn[speech]')")
     try:
         from transformers import SpeechT5Tokenizer
-        return SpeechT5Tokenizer.from_pretrained(str(path) if path.is_dir() else spec, local_files_only=True), ""
-    except Exception as e:  # noqa: BLE001 - e.g. sentencepiece not installed, or no tokenizer in the cache
+        return SpeechT5Tokenizer.from_pretrained(str(path) if path.is_dir() else spec), ""
+    except Exception as e:  # noqa: BLE001 - e.g. no tokenizer files in the hub repo
         return None, f"the tokenizer of {spec!r} could not be loaded ({one_line(e)})"
+
+
+def unknown_characters(tokenizer: Any, text: str) -> list[str]:
+    """The distinct characters of ``text`` that ``tokenizer`` turns into its unknown token (in order of first
+    appearance; whitespace is never one).  The built-in ``CharTokenizer`` says so itself; an HF tokenizer is
+    asked character by character."""
+    from .tokenizer import CharTokenizer
+    if isinstance(tokenizer, CharTokenizer):
+        return tokenizer.unknown_characters(text)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return []
+    word = tokenizer.convert_tokens_to_ids("▁")  # SentencePiece's word-boundary piece, prefixed to a word
+    out = []
+    for ch in dict.fromkeys(text):
+        if ch.isspace():
+            continue
+        ids = list(tokenizer(ch, add_special_tokens=False)["input_ids"])
+        if word != unk:
+            ids = [i for i in ids if i != word]
+        if ids and all(i == unk for i in ids):
+            out.append(ch)
+    return out
 
 
 # -- speaker embeddings --------------------------------------------------------------------------------
 def load_speaker(path: str, dim: int) -> torch.Tensor:
     """A ``[1, dim]`` float32 speaker embedding from a ``.npy`` file holding ``[dim]`` or ``[1, dim]``."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise CliError(f"cannot read speaker file {path!r}: {e.strerror or one_line(e)}") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        raise CliError(f"speaker file {path!r} is not a NumPy .npy file (no NumPy header); save the x-vector "
+                       "with numpy.save")
+    try:
         data = np.load(path, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - missing file, not .npy, pickled objects, truncated file...
+    except Exception as e:  # noqa: BLE001 - pickled objects, truncated file...
         reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
         raise CliError(f"cannot read speaker file {path!r}: {reason}") from None
     if isinstance(data, np.lib.npyio.NpzFile):

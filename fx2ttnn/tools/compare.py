@@ -56,8 +56,10 @@ from torch import nn
 
 from ..accuracy import OP_ATOL, min_pcc, pcc
 from ..errors import UnsupportedModelError
+from .. import options
 from ..precision import DEFAULT_PRECISION, PRECISIONS
-from .common import CliError, load_pretrained, notice
+from .common import CliError, load_pretrained, notice, positive_int, seed_int
+from .outputs import check_writable, write_text
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("float32", "bfloat16")
@@ -723,14 +725,12 @@ def _row(site: Site, step: int | None, tap: Tap, runners: dict[str, TapProgram],
     return row
 
 
-def check_threshold(threshold: float) -> None:
-    if not isinstance(threshold, (int, float)) or math.isnan(threshold) or not 0.0 < threshold <= 1.0:
-        raise CliError(f"--threshold must be a PCC in (0, 1], got {threshold}")
+def check_threshold(threshold: float) -> float:
+    return options.real(threshold, "--threshold", low=0.0, low_open=True, high=1.0, error=CliError)
 
 
-def check_atol(atol: float) -> None:
-    if not isinstance(atol, (int, float)) or math.isnan(atol) or atol < 0:
-        raise CliError(f"--atol must be >= 0, got {atol}")
+def check_atol(atol: float) -> float:
+    return options.real(atol, "--atol", low=0.0, error=CliError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -748,19 +748,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="encoder, decoder_step, postnet, vocoder or all (default: %(default)s); every program runs, "
                         "only the selected ones are compared")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="lowered dtype (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help="decode steps compared (default: 4; 125 with --stages)")
     p.add_argument("--threshold", type=float, default=None, metavar="PCC",
                    help="minimum PCC (default: 0.9999 for float32, 0.99 for bfloat16)")
     p.add_argument("--atol", type=float, default=None, metavar="X",
                    help=f"maximum abs error for values under {SMALL_NUMEL} elements, e.g. a step's stop "
                         "probabilities (default: 1e-5 for float32, 2e-2 for bfloat16)")
-    p.add_argument("--text-len", type=int, default=24, metavar="N", help="input tokens (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
+    p.add_argument("--text-len", type=positive_int, default=24, metavar="N",
+                   help="input tokens (default: %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N",
                    help="seed for random weights, token ids and speaker embedding (default: %(default)s)")
     p.add_argument("--model", metavar="PATH_OR_ID", default=None,
-                   help="SpeechT5ForTextToSpeech checkpoint: save_pretrained directory or hub id in the local HF "
-                        "cache (default: default config, seeded random weights)")
+                   help="SpeechT5ForTextToSpeech checkpoint: save_pretrained directory or Hugging Face Hub id "
+                        "(default: default config, seeded random weights)")
     p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None,
                    help="SpeechT5HifiGan checkpoint (default: default config, seeded random weights)")
     p.add_argument("--detail", action="store_true",
@@ -774,7 +775,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="instead of per-module rows: PCC per stage (encoder, decoder step, spectrogram, postnet, "
                         "vocoder, waveform) and the decode step's weight bytes (fx2ttnn/tools/stages.py); "
                         "--steps defaults to 125 here")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write the report as JSON (missing parent directories are created)")
     p.set_defaults(func=run)
     return p
 
@@ -791,16 +793,11 @@ def run(args: argparse.Namespace) -> int:
         check_atol(args.atol)
     if args.steps is None:
         args.steps = 125 if args.stages else 4
-    if args.steps < 1:
-        raise CliError(f"--steps must be >= 1, got {args.steps}")
     numerics = args.numerics or ("device" if args.stages else "exact")
     if args.dtype == "float32" and numerics == "device":
         raise CliError("--dtype float32 is an exact, reference-only mode: use --numerics exact (or --dtype bfloat16)")
-    if args.text_len < 1:
-        raise CliError(f"--text-len must be >= 1, got {args.text_len}")
     if args.json:
-        from .audio import check_writable
-        check_writable(args.json)
+        check_writable(args.json, "--json")
     model = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model") if args.model else None
     vocoder = load_pretrained(SpeechT5HifiGan, args.vocoder, "vocoder") if args.vocoder else None
     config = model.config if model is not None else SpeechT5Config()
@@ -825,8 +822,8 @@ def run(args: argparse.Namespace) -> int:
                                 steps=args.steps, text_len=args.text_len, seed=args.seed)
         print(stages.format())
         if args.json:
-            with open(args.json, "w") as f:
-                f.write(json.dumps({"schema_version": 1, "kind": "stages", **stages.to_dict()}, indent=2) + "\n")
+            write_text(args.json, json.dumps({"schema_version": 1, "kind": "stages", **stages.to_dict()}, indent=2)
+                       + "\n")
         return 0
     report = compare_model(model, vocoder, dtype=args.dtype, steps=args.steps, text_len=args.text_len,
                            seed=args.seed, programs=programs, threshold=args.threshold, atol=args.atol,
@@ -835,6 +832,5 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table())
     print(report.summary())
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(report.to_json() + "\n")
+        write_text(args.json, report.to_json() + "\n")
     return 0 if report.passed else 1

@@ -76,7 +76,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -91,7 +90,8 @@ from ..lowering.printer import format_table, graph_dict, render_graph, spec_dict
 from ..precision import DEFAULT_PRECISION, PRECISIONS, describe_policy
 from ..passes.pass_manager import DumpFormat, DumpSettings, PassDump, dump_settings
 from . import graph_analysis as ga
-from .common import CliError, load_models, notice
+from .common import CliError, check_lowering_flags, load_models, notice, seed_int, step_count
+from .outputs import check_out_dir
 
 SCHEMA_VERSION = 2  # 2: program stats "compute_configs", summary "precision"
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
@@ -491,12 +491,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--diff", nargs=2, metavar=("PASS_A", "PASS_B"), default=None,
                    help="diff the graphs after two passes (e.g. --diff lower_linear assign_layouts)")
     p.add_argument("--model", metavar="PATH_OR_ID", default=None,
-                   help="SpeechT5ForTextToSpeech checkpoint: a save_pretrained directory or a hub id in the local "
-                        "Hugging Face cache (default: random weights, default config)")
+                   help="SpeechT5ForTextToSpeech checkpoint: a save_pretrained directory or a Hugging Face Hub id "
+                        "(downloaded into the HF cache if not there) (default: random weights, default config)")
     p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None,
                    help="SpeechT5HifiGan checkpoint, like --model (default: random weights, default config)")
     p.add_argument("--dtype", choices=DTYPES, default="bfloat16", help="weights and activations (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+    p.add_argument("--max-steps", type=step_count, default=None, metavar="N",
                    help="decode steps the KV cache holds, a multiple of 32 (default: lower_model's, 1024)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="precision policy: the compute kernel config of every op that takes one (default: "
@@ -504,23 +504,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="reference",
                    help="what the programs are bound to (binding uploads the weights; nothing runs). "
                         "Default: reference")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for random weights (default: %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N", help="seed for random weights (default: %(default)s)")
     p.set_defaults(func=run)
     return p
-
-
-def _check_out(out: str) -> Path:
-    """``--out`` as a Path, checked (not created: nothing is written before the dump succeeds)."""
-    path = Path(out).expanduser()
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        what = "exists and is not a directory" if probe == path else f"is under {str(probe)!r}, which is not a directory"
-        raise CliError(f"cannot write to --out {out!r}: it {what}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CliError(f"cannot write to --out {out!r}: permission denied on {str(probe)!r}")
-    return path
 
 
 def _selection(args: argparse.Namespace) -> tuple[list[str], Any]:
@@ -547,9 +533,10 @@ def _selection(args: argparse.Namespace) -> tuple[list[str], Any]:
 
 def run(args: argparse.Namespace) -> int:
     programs, passes = _selection(args)
-    out = _check_out(args.out) if args.out else None
+    out = check_out_dir(args.out) if args.out else None
     model, vocoder, label = load_models(args.model, args.vocoder, seed=args.seed,
                                        with_vocoder="vocoder" in programs)
+    check_lowering_flags(args, model.config)
     fmt = args.format
     to_stdout = out is None and args.diff is None
     keep = (lambda prog, name: passes == "all" or name in passes) if to_stdout and passes else None

@@ -15,7 +15,7 @@ program's constant subgraph once (weight uploads, ``prepare_conv_weights`` ...) 
 parameters; ``run(device, params, <inputs>)`` is the rest of the graph as straight-line code, one ttnn call
 per statement, variables named after the HF module each node came from, ``# <HF module>`` comments, ttnn
 enums and constructors spelled out (``ttnn.TILE_LAYOUT``, ``ttnn.UnaryWithParam(...)``), in-place ops
-(KV-cache updates, ``position += 1``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
+(KV-cache updates, ``ttnn.plus_one(position)``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
 opens device 0, loads the parameters, uploads the example inputs, runs, prints the output shapes and, with
 ``--check``, compares with the expected outputs (PCC).  The script imports ``ttnn``; ``FX2TTNN_TTNN=reference``
 (or ``--reference``) swaps in fx2ttnn's reference implementation of the ttnn API — the only place a script
@@ -28,7 +28,6 @@ import builtins
 import keyword
 import math
 import operator
-import os
 import re
 import sys
 import tempfile
@@ -42,7 +41,8 @@ import torch
 import torch.fx
 
 from ..precision import DEFAULT_PRECISION, PRECISIONS
-from .common import CliError, load_models, one_line
+from .common import CliError, check_lowering_flags, load_models, one_line, seed_int, step_count
+from .outputs import check_out_dir, write_atomic
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
@@ -70,18 +70,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"program(s) to export: {', '.join(PROGRAMS)} or all (default); repeat the option or "
                         "give a comma-separated list")
     p.add_argument("--model", metavar="PATH_OR_ID", default=None,
-                   help="SpeechT5ForTextToSpeech checkpoint: a save_pretrained directory or a hub id already in "
-                        "the local Hugging Face cache (default: random weights, default config)")
+                   help="SpeechT5ForTextToSpeech checkpoint: a save_pretrained directory or a Hugging Face Hub id "
+                        "(downloaded into the HF cache if not there) (default: random weights, default config)")
     p.add_argument("--vocoder", metavar="PATH_OR_ID", default=None,
                    help="SpeechT5HifiGan checkpoint, like --model (default: random weights, default config)")
     p.add_argument("--dtype", choices=DTYPES, default="bfloat16",
                    help="weights and activations dtype (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+    p.add_argument("--max-steps", type=step_count, default=None, metavar="N",
                    help="decode steps the decoder_step KV cache holds (multiple of 32; default: lower_model's, 1024)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="precision policy: the compute kernel configs and large-linear weight dtype "
                         "(fx2ttnn/precision.py; default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N",
                    help="seed for random weights and the example inputs (default: %(default)s)")
     p.set_defaults(func=run)
     return p
@@ -100,21 +100,6 @@ def parse_programs(values: list[str] | None) -> list[str]:
     return [n for n in PROGRAMS if n in names]
 
 
-def check_out_dir(out: str) -> Path:
-    """Fail early (one line) when ``out`` cannot become a writable directory; nothing is created yet."""
-    path = Path(out).expanduser()
-    if path.exists() and not path.is_dir():
-        raise CliError(f"--out {out!r} exists and is not a directory")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CliError(f"--out {out!r}: {str(existing)!r} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CliError(f"--out {out!r}: {str(existing)!r} is not writable")
-    return path
-
-
 def prepare_out_dir(out: str) -> Path:
     """Create ``out`` (and parents) and check that files can be written there; one-line errors otherwise."""
     path = check_out_dir(out)
@@ -127,43 +112,22 @@ def prepare_out_dir(out: str) -> Path:
     return path
 
 
-def check_model(model: Any, vocoder: Any, max_steps: int | None) -> int:
-    """``lower_model``'s checks (supported model, max_steps); returns max_steps."""
-    from ..errors import UnsupportedModelError
-    from ..lowering import speecht5 as s5
-    from ..model import DEFAULT_MAX_STEPS
-
-    s5.check_supported(model, vocoder)
-    limit = model.config.max_speech_positions
-    max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
-    if max_steps < 32 or max_steps % 32 or max_steps > limit:
-        raise UnsupportedModelError(f"max_steps must be a multiple of 32 in [32, {limit}] "
-                                    f"(config.max_speech_positions), got {max_steps}")
-    return max_steps
-
-
 def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | None, names: Iterable[str],
                    precision: str = DEFAULT_PRECISION):
-    """``lower_model`` on the reference backend, lowering only the default variants of ``names``."""
-    from ..model import LoweredSpeechT5
-    from ..runtime.backend import open_backend
-
-    max_steps = check_model(model, vocoder, max_steps)
-    model.eval()
-    if vocoder is not None:
-        vocoder.eval()
-    tts = LoweredSpeechT5(model, vocoder, backend=open_backend("reference"), dtype=dtype, max_steps=max_steps,
-                          prenet_dropout=True, precision=precision)
-    for name in names:
-        tts.variant(name, tts.default_key(name))
-    return tts
+    """``lower_model`` on the reference backend, lowering only the default variants of ``names`` and keeping the
+    host weights (they are what the weights file holds)."""
+    from ..model import lower_model
+    return lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype, max_steps=max_steps,
+                       programs=list(names), keep_host_weights=True, precision=precision)
 
 
 def run(args: argparse.Namespace) -> int:
     names = parse_programs(args.program)
     check_out_dir(args.out)
     model, vocoder, source = load_models(args.model, args.vocoder, seed=args.seed, with_vocoder="vocoder" in names)
-    check_model(model, vocoder, args.max_steps)
+    from ..lowering.speecht5 import check_supported
+    check_supported(model, vocoder)
+    check_lowering_flags(args, model.config)
     out = prepare_out_dir(args.out)
     written = []
     for name in names:
@@ -288,20 +252,10 @@ def export_variant(tts: Any, variant: Any, out: Path, *, source: str, seed: int)
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        write_atomic(path, write)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise CliError(f"cannot write {str(path)!r}: {e.strerror or one_line(e)}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -352,8 +306,58 @@ def short_module(path: str) -> str:
 
 
 def ident(text: str) -> str:
-    name = re.sub(r"\W+", "_", text.replace(".", "_")).strip("_") or "value"
+    """A Python identifier made from ``text``: ASCII letters, digits and ``_`` only (any other character, unicode
+    letters included, becomes ``_``), never starting with a digit.  ``Names`` also keeps it off keywords."""
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", text.replace(".", "_")).strip("_") or "value"
     return name if not name[0].isdigit() else f"m_{name}"
+
+
+# -- text from users and checkpoints in generated code ------------------------------------------------------
+# A script holds such text (a checkpoint path, HF module paths, input names) only as a string literal, an
+# escaped docstring or comment, or an identifier that was checked: never as code.
+
+def _checked_ident(text: Any, what: str) -> str:
+    """``text`` if it is an ASCII Python identifier that is not a keyword (an input name, a kwarg, a ttnn
+    attribute); an ``ExportError`` otherwise."""
+    if type(text) is not str or not text.isascii() or not text.isidentifier() or keyword.iskeyword(text):
+        raise ExportError(f"{what} {text!r} is not a plain Python identifier; it cannot be written into a script")
+    return text
+
+
+def _checked_path(path: Any, what: str) -> str:
+    """A dotted path of checked identifiers (``experimental.paged_update_cache``)."""
+    if type(path) is not str:
+        raise ExportError(f"{what} {path!r} is not a dotted name")
+    for part in path.split("."):
+        _checked_ident(part, what)
+    return path
+
+
+def _escaped(text: str, quote: bool) -> str:
+    """``text`` with backslashes, (if ``quote``) double quotes and every non-printable character (line breaks,
+    control characters, lone surrogates, unicode separators) written as escape sequences."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"' and quote:
+            out.append('\\"')
+        elif not ch.isprintable():
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _doc(text: str) -> str:
+    """Text for a (non-raw) triple-quoted docstring: its value is ``text`` exactly, and nothing in it can end
+    the string."""
+    return _escaped(text, quote=True)
+
+
+def _comment(text: str) -> str:
+    """Text for a ``#`` comment: one line whatever ``text`` holds."""
+    return _escaped(text, quote=False)
 
 
 class Names:
@@ -417,21 +421,13 @@ class _Graph:
 
     @classmethod
     def of(cls, gm: torch.fx.GraphModule) -> "_Graph":
-        from ..lowering.ir import is_bind_time
-        const: set[torch.fx.Node] = set()
-        constants, nodes, placeholders = [], [], []
-        output = None
+        from ..lowering.ir import split_bind_time
+        constants, nodes = split_bind_time(gm.graph)
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        output = next(n for n in gm.graph.nodes if n.op == "output")
+        listed = set(constants) | set(nodes) | set(placeholders) | {output}
         for n in gm.graph.nodes:
-            if n.op == "placeholder":
-                placeholders.append(n)
-            elif n.op == "output":
-                output = n
-            elif is_bind_time(n, const):
-                const.add(n)
-                constants.append(n)
-            elif n.op == "call_function":
-                nodes.append(n)
-            else:
+            if n not in listed:
                 raise ExportError(f"cannot export node {n.name} ({n.op})")
         return cls(gm, placeholders, constants, nodes, output)
 
@@ -443,8 +439,8 @@ class ScriptWriter:
                  precision: str = DEFAULT_PRECISION):
         self.lowered = lowered
         self.precision = precision
-        self.program = program
-        self.key = key
+        self.program = _checked_ident(program, "program name")
+        self.key = tuple(int(k) for k in key)
         self.dtype = dtype
         self.max_steps = max_steps
         self.source = source
@@ -591,7 +587,11 @@ class ScriptWriter:
         if isinstance(a, torch.fx.Node):
             return names[a]
         if isinstance(a, Ref):
-            return repr(a)
+            if a.path == "device":
+                return "device"
+            if a.path == "device.arch()":
+                return "device.arch()"
+            return f"ttnn.{_checked_path(a.path, 'ttnn attribute')}"
         if isinstance(a, Construct):
             if a in self._configs:
                 return f"p[{_q(self._configs[a])}]"
@@ -602,12 +602,12 @@ class ScriptWriter:
             inner = ", ".join(self._expr(x, names) for x in a)
             return f"({inner},)" if len(a) == 1 else f"({inner})"
         if isinstance(a, dict):
-            return "{" + ", ".join(f"{k!r}: {self._expr(v, names)}" for k, v in a.items()) + "}"
-        if isinstance(a, str):
+            return "{" + ", ".join(f"{self._expr(k, names)}: {self._expr(v, names)}" for k, v in a.items()) + "}"
+        if type(a) is str:  # exact types: a subclass could redefine __repr__
             return _q(a)
-        if isinstance(a, bool) or a is None or isinstance(a, int):
+        if type(a) in (bool, int) or a is None:
             return repr(a)
-        if isinstance(a, float):
+        if type(a) is float:
             if math.isnan(a):
                 return 'float("nan")'
             if math.isinf(a):
@@ -618,18 +618,19 @@ class ScriptWriter:
         if isinstance(a, (torch.memory_format, torch.layout)):
             return str(a)
         if isinstance(a, torch.device):
-            return f"torch.device({str(a)!r})"
+            return f"torch.device({_q(str(a))})"
         raise ExportError(f"cannot write argument {a!r} ({type(a).__name__}) as Python source")
 
     def _construct(self, a: Any, names: dict[torch.fx.Node, str]) -> str:
-        parts = [self._expr(x, names) for x in a.args] + [f"{k}={self._expr(v, names)}" for k, v in a.kwargs]
-        return f"ttnn.{a.path}({', '.join(parts)})"
+        parts = [self._expr(x, names) for x in a.args] + [f"{_checked_ident(k, 'keyword argument')}="
+                                                          f"{self._expr(v, names)}" for k, v in a.kwargs]
+        return f"ttnn.{_checked_path(a.path, 'ttnn constructor')}({', '.join(parts)})"
 
     def _callee(self, node: torch.fx.Node) -> str:
         from ..lowering.ir import HostOp, TTNNOp
         t = node.target
         if isinstance(t, TTNNOp):
-            return t.qualified_name
+            return _checked_path(t.qualified_name, "ttnn op")
         fn = t.target if isinstance(t, HostOp) else t
         if isinstance(fn, torch._ops.OpOverload):
             return f"torch.ops.{fn}"
@@ -645,7 +646,8 @@ class ScriptWriter:
         raise ExportError(f"cannot write the call target {fn!r} of node {node.name} as Python source")
 
     def _call(self, node: torch.fx.Node, names: dict[torch.fx.Node, str], lhs: str | None, indent: str) -> list[str]:
-        args = [self._expr(a, names) for a in node.args] + [f"{k}={self._expr(v, names)}" for k, v in node.kwargs.items()]
+        args = [self._expr(a, names) for a in node.args] + [f"{_checked_ident(k, 'keyword argument')}="
+                                                            f"{self._expr(v, names)}" for k, v in node.kwargs.items()]
         return _wrap_call(f"{indent}{lhs} = " if lhs else indent, self._callee(node), args)
 
     # -- functions -----------------------------------------------------------------------------------------
@@ -679,9 +681,8 @@ class ScriptWriter:
         if self._configs:
             lines.append(f"    # compute kernel configs (precision policy {self.precision!r}), made once")
         for config, key in self._configs.items():
-            lines.extend(_wrap_call(f"    p[{_q(key)}] = ", f"ttnn.{config.path}",
-                                    [self._expr(x, {}) for x in config.args]
-                                    + [f"{k}={self._expr(v, {})}" for k, v in config.kwargs]))
+            construct = _split_call(self._construct(config, {}))
+            lines.extend(_wrap_call(f"    p[{_q(key)}] = ", construct[0], construct[1]))
         locals_ = Names({"path", "w", "p", "device"})
         for g in graphs:
             names: dict[torch.fx.Node, str] = {}
@@ -700,7 +701,7 @@ class ScriptWriter:
                 module = _module_downstream(c)
                 if module != last_module:
                     if module:
-                        lines.append(f"    # {module}")
+                        lines.append(f"    # {_comment(module)}")
                     last_module = module
                 if c in self._param_key:
                     target = f"p[{_q(self._param_key[c])}]"
@@ -718,6 +719,8 @@ class ScriptWriter:
                   ) -> tuple[list[str], int]:
         """``def fname(device, params, <inputs>)``: the per-call nodes, one ttnn call per statement."""
         from ..lowering.ir import HostOp, OpKind
+        input_names = [_checked_ident(n, "program input") for n in input_names]
+        output_names = [_checked_ident(n, "program output") for n in output_names]
         scope = Names(input_names)
         names: dict[torch.fx.Node, str] = {}
         for ph, name in zip(g.placeholders, input_names):
@@ -763,13 +766,13 @@ class ScriptWriter:
             if module != last_module:
                 lines.append("")
                 if module:
-                    lines.append(f"    # {module}")
+                    lines.append(f"    # {_comment(module)}")
                 last_module = module
             inplace = getattr(n.target, "inplace", None)
             if isinstance(n.target, HostOp):
                 reason = n.meta.get("fallback_reason", "")
-                lines.append(f"    # host fallback ({n.target.name.removeprefix('host.')})"
-                             f"{': ' + one_line(reason) if reason else ''}")
+                lines.append(_comment(f"    # host fallback ({n.target.name.removeprefix('host.')})"
+                                      f"{': ' + one_line(reason) if reason else ''}"))
                 self.host_calls += 1
             if n.target is operator.getitem:
                 var = out_name.get(n) or scope.take(self._bases[n])
@@ -812,7 +815,7 @@ class ScriptWriter:
 
     # -- the script ----------------------------------------------------------------------------------------
     def render(self) -> str:
-        from ..runtime.backend import L1_SMALL_SIZE, TRACE_REGION_SIZE
+        from ..runtime.ttnn_probe import L1_SMALL_SIZE, TRACE_REGION_SIZE
         lowered, name = self.lowered, self.program
         sig = lowered.signature
         pro = lowered.prologue
@@ -821,12 +824,12 @@ class ScriptWriter:
         text = f"{name} {list(self.key)}: returns ({', '.join(sig.outputs)})."
         if sig.mutated_inputs:
             text += f" Writes in place: {', '.join(sig.mutated_inputs)}."
-        run_doc = textwrap.wrap(text, LINE_WIDTH, initial_indent='    """', subsequent_indent="    ")
+        run_doc = textwrap.wrap(_doc(text), LINE_WIDTH, initial_indent='    """', subsequent_indent="    ")
         run_doc[-1] += '"""'
         run_lines, self.calls = self._function(self.step, "run", sig.inputs, sig.outputs, run_doc)
         pro_lines: list[str] = []
         if pro is not None:
-            pdoc = [f'    """Once per utterance, before the steps: computes ({", ".join(pro.signature.outputs)}),',
+            pdoc = [f'    """Once per utterance, before the steps: computes ({_doc(", ".join(pro.signature.outputs))}),',
                     '    extra inputs of ``run`` that depend only on the per-utterance inputs."""']
             pro_lines, self.prologue_calls = self._function(self.pro, "prologue", pro.signature.inputs,
                                                             pro.signature.outputs, pdoc)
@@ -848,16 +851,18 @@ class ScriptWriter:
             if self.dtype == "float32" else ""
         origin = textwrap.fill(f"Exported by `fx2ttnn export` from {self.source}; dtype {self.dtype}{only}, "
                                f"precision policy {self.precision!r} (every compute kernel config is explicit, made "
-                               f"once in load_parameters), KV cache / max_steps {self.max_steps}.", LINE_WIDTH - 4)
+                               f"once in load_parameters), KV cache / max_steps {self.max_steps}.", LINE_WIDTH - 4,
+                               break_long_words=False, break_on_hyphens=False)
         head = HEADER.format(
-            name=name, key=list(self.key), origin=origin,
+            name=name, key=list(self.key), origin=_doc(origin),
             calls=self.calls, prologue=(f" (+ {self.prologue_calls} in prologue())" if pro is not None else ""),
-            io="\n".join(io_doc))
+            io=_doc("\n".join(io_doc)))
         consts = [
             'HERE = Path(__file__).resolve().parent',
-            f'WEIGHTS = HERE / "{name}.safetensors"',
-            f'EXAMPLE_INPUTS = HERE / "{name}_inputs.safetensors"',
-            f'EXPECTED = HERE / "{name}_expected.safetensors"',
+            f'SOURCE = {_q(self.source)}  # the model the script was exported from',
+            f'WEIGHTS = HERE / {_q(name + ".safetensors")}',
+            f'EXAMPLE_INPUTS = HERE / {_q(name + "_inputs.safetensors")}',
+            f'EXPECTED = HERE / {_q(name + "_expected.safetensors")}',
             f"L1_SMALL_SIZE = {L1_SMALL_SIZE}  # conv ops need an L1 small region (as fx2ttnn's runtime opens the device)",
             f"TRACE_REGION_SIZE = {TRACE_REGION_SIZE}",
             f"REFERENCE_ONLY = {self.dtype == 'float32'}  # float32 programs run on fx2ttnn's reference only",
@@ -876,16 +881,20 @@ class ScriptWriter:
         for n in file_inputs:
             spec = specs[n]
             if spec.is_ttnn:
-                kw = [f"dtype=ttnn.{spec.dtype}", f"layout=ttnn.{spec.layout}_LAYOUT"]
+                kw = [f"dtype=ttnn.{_checked_ident(spec.dtype, 'dtype')}",
+                      f"layout=ttnn.{_checked_ident(spec.layout + '_LAYOUT', 'layout')}"]
                 if spec.on_device:
                     kw.append("device=device")
                     if spec.memory not in (None, "DRAM"):
                         if spec.memory != "L1":
                             raise ExportError(f"input {n} has a sharded spec ({spec}); not exportable")
                         kw.append("memory_config=ttnn.L1_MEMORY_CONFIG")
-                upload.extend(_wrap_call(f'        "{n}": ', "ttnn.from_torch", [f'tensors["{n}"]', *kw], ","))
+                upload.extend(_wrap_call(f'        {_q(n)}: ', "ttnn.from_torch", [f'tensors[{_q(n)}]', *kw], ","))
             else:
-                upload.append(f'        "{n}": tensors["{n}"].to({spec.dtype}),  # host tensor')
+                torch_dtype = _checked_path(spec.dtype, "host dtype")
+                if not torch_dtype.startswith("torch."):
+                    raise ExportError(f"host input {n} has dtype {spec.dtype!r}, not a torch dtype")
+                upload.append(f'        {_q(n)}: tensors[{_q(n)}].to({torch_dtype}),  # host tensor')
         upload.append("    }")
         if pro is None:
             prologue_stub = ["def prologue(device, params):",
@@ -996,9 +1005,15 @@ def _split_call(expr: str) -> tuple[str, list[str]] | None:
     if start <= 0 or not expr.endswith(")") or not re.fullmatch(r"[\w.=]+", expr[:start]):
         return None
     parts, depth, quote, cur = [], 0, None, ""
+    escaped = False
     for ch in expr[start + 1:-1]:
         if quote:
-            quote = None if ch == quote else quote
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
         elif ch in "\"'":
             quote = ch
         elif ch in "([{":
@@ -1019,7 +1034,8 @@ def _split_call(expr: str) -> tuple[str, list[str]] | None:
 
 def _q(text: str) -> str:
     """A string literal, double-quoted where that needs no escapes (``repr`` otherwise)."""
-    r = repr(text)
+    text = str.__str__(text)  # an exact str: a subclass could redefine __repr__
+    r = str.__repr__(text)
     return f'"{text}"' if r == f"'{text}'" and '"' not in text else r
 
 

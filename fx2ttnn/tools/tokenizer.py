@@ -22,7 +22,8 @@ Normalization, in order:
 3. Punctuation: ``! ? …`` → ``.``; ``; :`` → ``,``; brackets ``[ ] { }`` → ``( )``; dashes (``– — _``) →
    ``-``; ``&`` → `` and ``; apostrophes and quotes are removed (``don't`` → ``dont``).
 4. Whitespace runs collapse to one ``▁``; leading/trailing whitespace is dropped.
-5. Any other character → ``<unk>`` (3).
+5. Any other character → ``<unk>`` (3); ``unknown_characters(text)`` lists them (``fx2ttnn synth`` warns,
+   and refuses a text with nothing else).
 
 Every id is below ``vocab_size`` (an id the model's embedding does not have becomes ``<unk>``); the output
 always ends with ``</s>``.  The mapping is a pure function of the text: deterministic, no randomness.
@@ -88,6 +89,18 @@ class CharTokenizer:
         ids = [CHAR_IDS.get(ch, UNK) for ch in chars]
         ids = [i if i < self.vocab_size else UNK for i in ids]
         return ids + [EOS]
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` (before normalization, in order) that become ``<unk>``: outside
+        the mapping, or mapped to an id the model's vocabulary does not have."""
+        out = []
+        for ch in dict.fromkeys(text):
+            if ch.isspace():
+                continue
+            ids = [CHAR_IDS.get(c, UNK) for c in normalize(ch).replace(" ", "")]
+            if any(i == UNK or i >= self.vocab_size for i in ids):
+                out.append(ch)
+        return out
 
     def __call__(self, text: str, return_tensors: str | None = "pt") -> dict:
         """HF-tokenizer-like call: ``{"input_ids": [1, n] LongTensor, "attention_mask": ones}``."""

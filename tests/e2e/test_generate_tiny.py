@@ -1,10 +1,11 @@
 """End-to-end on tiny SpeechT5 / HiFi-GAN configs (fast suite): lowered generate_speech vs HF generate_speech."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from fx2ttnn import GenerationError, UnsupportedModelError, lower_model
+from fx2ttnn import BackendUnavailableError, GenerationError, UnsupportedModelError, lower_model
 from fx2ttnn.runtime.generate import dropout_tables
 from tests.pcc_thresholds import PCC
 from tests.utils import assert_pcc
@@ -156,9 +157,28 @@ def test_max_steps_truncates_with_a_warning(lowered, no_prenet_dropout):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(speaker_embeddings=None), "speaker_embeddings must be given"),
-    (dict(speaker_embeddings=torch.randn(2, SPK)), r"must be \[1, 64\]"),
+    (dict(speaker_embeddings=torch.randn(2, SPK)), r"must be a float tensor \[1, 64\], got a float32 tensor of shape \[2, 64\]"),
+    (dict(speaker_embeddings=np.zeros((1, SPK), np.float32)), r"got a numpy.ndarray of shape \[1, 64\] .*torch.from_numpy"),
+    (dict(speaker_embeddings=torch.full((1, SPK), float("nan"))), "64 NaN or infinite"),
+    (dict(speaker_embeddings=torch.tensor([[float("inf")] + [0.0] * (SPK - 1)])), "1 NaN or infinite"),
+    (dict(speaker_embeddings=torch.ones(1, SPK, dtype=torch.long)), "got a int64 tensor"),
     (dict(input_ids=torch.zeros(1, 0, dtype=torch.long)), "empty"),
-    (dict(input_ids=torch.randn(1, 5)), "integer tensor"),
+    (dict(input_ids=torch.randn(1, 5)), r"integer \(torch.long\) tensor .*got a float32 tensor of shape \[1, 5\]"),
+    (dict(input_ids=[[5, 6, 7]]), "got a list"),
+    (dict(attention_mask=torch.full((1, 6), 2)), "only 0 .* and 1"),
+    (dict(maxlenratio=float("inf")), "maxlenratio must be a finite number > 0, got inf"),
+    (dict(maxlenratio=float("nan")), "maxlenratio must be a finite number > 0, got nan"),
+    (dict(maxlenratio=0.0), "maxlenratio must be a finite number > 0, got 0.0"),
+    (dict(minlenratio=float("inf")), "minlenratio must be a finite number >= 0, got inf"),
+    (dict(minlenratio=-1.0), "minlenratio must be"),
+    (dict(threshold=float("nan")), "threshold must be a finite number >= 0, got nan"),
+    (dict(threshold=-0.5), "threshold must be a finite number >= 0, got -0.5"),
+    (dict(threshold="0.5"), r"threshold must be a finite number >= 0, got '0.5' \(str\)"),
+    (dict(seed=1.5), r"seed must be an integer >= 0 and <= \d+, got 1.5 \(float\)"),
+    (dict(seed=-1), "seed must be an integer"),
+    (dict(stop_check_interval=0), "stop_check_interval must be an integer >= 1, got 0"),
+    (dict(stop_check_interval=2.0), "stop_check_interval must be an integer"),
+    (dict(return_output_lengths="yes"), "return_output_lengths must be True or False"),
     (dict(input_ids=torch.full((1, 5), 10_000)), "token ids in"),
     (dict(input_ids=torch.full((1, 129), 5)), "exceeds"),
     (dict(attention_mask=torch.ones(1, 3)), "attention_mask must be"),
@@ -171,16 +191,36 @@ def test_generate_speech_rejects_bad_input(lowered, kwargs, match):
         lowered["float32"].generate_speech(args.pop("input_ids"), args.pop("speaker_embeddings"), **args)
 
 
-def test_lower_model_rejects_bad_arguments(tiny_models):
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(dtype="float16"), UnsupportedModelError, "dtype must be one of 'bfloat16', 'float32', got 'float16'"),
+    (dict(max_steps=100), UnsupportedModelError, "multiple of 32, got 100"),
+    (dict(max_steps=64.5), UnsupportedModelError, r"max_steps must be .*, got 64.5 \(float\)"),
+    (dict(max_steps=True), UnsupportedModelError, "max_steps must be an integer"),
+    (dict(programs="encoder"), UnsupportedModelError, r"programs must be a list .*\(a string; use \['encoder'\]\)"),
+    (dict(programs=["encoder", "decoder"]), UnsupportedModelError, "unknown name.*'decoder'"),
+    (dict(print_after="canonicalize"), UnsupportedModelError, "print_after must be a list"),
+    (dict(print_after=["no_such_pass"]), UnsupportedModelError, "print_after has unknown name.*'no_such_pass'"),
+    (dict(stop_check_interval=0), UnsupportedModelError, "stop_check_interval must be an integer >= 1, got 0"),
+    (dict(trace="yes"), UnsupportedModelError, "trace must be True or False"),
+    (dict(prenet_dropout=None), UnsupportedModelError, "prenet_dropout must be True or False"),
+    (dict(backend="gpu"), BackendUnavailableError, "backend must be one of 'auto', 'reference', 'ttnn', got 'gpu'"),
+    (dict(backend="reference", device="foo"), BackendUnavailableError, "device must be a torch device .*got 'foo'"),
+    (dict(backend="reference", device="meta"), BackendUnavailableError, "'meta' device cannot run"),
+    (dict(backend="reference", device=3), BackendUnavailableError, r"device must be a torch device .*\(int\)"),
+    (dict(backend="ttnn", device="cpu"), BackendUnavailableError, "backend='ttnn' always uses"),
+])
+def test_lower_model_rejects_bad_arguments(tiny_models, kwargs, error, match):
+    model, vocoder = tiny_models
+    with pytest.raises(error, match=match):
+        lower_model(model, vocoder=vocoder, **kwargs)
+
+
+def test_lower_model_rejects_bad_models(tiny_models):
     model, vocoder = tiny_models
     with pytest.raises(UnsupportedModelError, match="SpeechT5ForTextToSpeech"):
         lower_model(vocoder)
     with pytest.raises(UnsupportedModelError, match="SpeechT5HifiGan"):
         lower_model(model, vocoder=model)
-    with pytest.raises(UnsupportedModelError, match="dtype"):
-        lower_model(model, dtype="float16")
-    with pytest.raises(UnsupportedModelError, match="multiple of 32"):
-        lower_model(model, max_steps=100)
 
 
 def test_non_default_configuration(no_prenet_dropout):

@@ -321,12 +321,12 @@ def test_layer_norm_follows_a_gamma_update(dev):
 
 
 def test_decode_follows_position_updates(dev):
-    """Positions are read to the host once per value: a new value (add into it, copy) is read again."""
+    """Positions are read to the host once per value: a new value (plus_one in place, copy) is read again."""
     q = up(torch.randn(1, 1, 4, 32), dev)
     k, v = up(torch.randn(1, 4, 64, 32), dev), up(torch.randn(1, 4, 64, 32), dev)
     pos = positions(dev, [3])
     at3 = vals(decode(q, k, v, cur_pos_tensor=pos))
-    ttnn.add(pos, 1, output_tensor=pos)
+    ttnn.plus_one(pos)
     at4 = vals(decode(q, k, v, cur_pos_tensor=pos))
     assert torch.equal(at4, vals(decode(q, k, v, cur_pos=[4]))) and not torch.equal(at3, at4)
     ttnn.copy(positions(dev, [3]), pos)

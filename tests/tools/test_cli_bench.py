@@ -18,7 +18,6 @@ import re
 import statistics
 
 import pytest
-import torch
 
 from tests.utils import run_main
 
@@ -147,9 +146,10 @@ def test_float32_with_device_numerics_is_a_usage_error(checkpoint):
     assert rc == 2 and "reference-only" in err and out == ""
 
 
-@pytest.mark.parametrize("case", ["json dir missing", "json is a directory", "zero steps", "zero repeat"])
+@pytest.mark.parametrize("case", ["json under a file", "json is a directory", "zero steps", "zero repeat"])
 def test_usage_errors(case, checkpoint, tmp_path):
-    extra = {"json dir missing": ["--json", str(tmp_path / "no_such_dir" / "b.json")],
+    (tmp_path / "file").write_text("x")
+    extra = {"json under a file": ["--json", str(tmp_path / "file" / "b.json")],
              "json is a directory": ["--json", str(tmp_path)],
              "zero steps": ["--steps", "0"],
              "zero repeat": ["--repeat", "0"]}[case]
@@ -163,4 +163,4 @@ def test_usage_errors(case, checkpoint, tmp_path):
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith("error: "), err
     assert err.rstrip().splitlines()[-1] == errors[0]
-    assert list(tmp_path.iterdir()) == []  # no JSON file, no temp file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no JSON file, no temp file left behind

@@ -204,11 +204,14 @@ def test_corrupted_weight_names_that_layer(checkpoint):
 
 @pytest.mark.parametrize("extra, message", [
     (["--program", "decoder"], "unknown program 'decoder'"),
-    (["--threshold", "1.5"], "--threshold must be a PCC in (0, 1]"),
-    (["--threshold", "0"], "--threshold must be a PCC in (0, 1]"),
-    (["--threshold", "nan"], "--threshold must be a PCC in (0, 1]"),
-    (["--steps", "0"], "--steps must be >= 1"),
-    (["--atol", "-1"], "--atol must be >= 0"),
+    (["--threshold", "1.5"], "--threshold must be a finite number > 0 and <= 1, got 1.5"),
+    (["--threshold", "0"], "--threshold must be a finite number > 0 and <= 1, got 0.0"),
+    (["--threshold", "nan"], "--threshold must be a finite number > 0 and <= 1, got nan"),
+    (["--steps", "0"], "fx2ttnn compare: argument --steps: must be an integer >= 1, got 0"),
+    (["--steps", "2.5"], "fx2ttnn compare: argument --steps: must be an integer, got '2.5'"),
+    (["--seed", "-1"], "fx2ttnn compare: argument --seed: must be an integer >= 0"),
+    (["--atol", "-1"], "--atol must be a finite number >= 0, got -1.0"),
+    (["--atol", "inf"], "--atol must be a finite number >= 0, got inf"),
 ])
 def test_usage_errors(checkpoint, extra, message):
     rc, out, err = run_main(argv(checkpoint, *extra))

@@ -23,6 +23,7 @@ from fx2ttnn.passes.lower_linear import LowerLinear
 from fx2ttnn.passes.pass_manager import DumpFormat, DumpSettings, PassManager, dump_settings
 from fx2ttnn.tools import dump as dump_mod
 from fx2ttnn.tools import graph_analysis as ga
+from fx2ttnn.tools import outputs
 from fx2ttnn.tools.dump import JSON_SCHEMA, PROGRAMS, pass_names
 
 from tests.utils import run_main
@@ -384,12 +385,12 @@ def test_unwritable_out_directory(tmp_path, monkeypatch):
     try:
         if os.access(ro, os.W_OK):  # root writes anywhere: let the permission check say no for this directory
             real = os.access
-            monkeypatch.setattr(dump_mod.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode))
+            monkeypatch.setattr(outputs.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode))
         rc, out, err = run_main(["dump", "--out", str(ro / "dump")])
     finally:
         ro.chmod(0o700)
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith(f"error: cannot write to --out '{ro / 'dump'}': permission denied on '{ro}'")
+    assert err.startswith(f"error: cannot write --out '{ro / 'dump'}': '{ro}' is not writable")
     assert list(ro.iterdir()) == []
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from fx2ttnn.tools import audio
+from fx2ttnn.tools import synth as synth_mod
 from fx2ttnn.tools.cli import main
 from fx2ttnn.tools.tokenizer import CHAR_IDS, EOS, UNK, CharTokenizer, normalize
 
@@ -28,9 +29,10 @@ TEXT = "Hello world"
 # threshold above the largest possible sum of stop probabilities (reduction_factor x 1): the run always goes
 # to maxlen = int(tokens * maxlenratio / r) steps, well under --max-steps.
 BOUNDED = ["--max-steps", "64", "--threshold", "1000", "--maxlenratio", "2"]
-SUMMARY = re.compile(r"^wrote (?P<path>.+): (?P<audio>\d+\.\d\d) s audio, (?P<steps>\d+) decode steps?, "
-                     r"(?P<secs>\d+\.\d) s \(RTF (?P<rtf>\d+\.\d\d)\); TTNN ops per decode step (?P<ops>\d+), "
-                     r"host fallbacks (?P<fallbacks>\d+)(?: \((?P<where>[a-z_+]+)\))?, backend (?P<backend>.+)$")
+SUMMARY = re.compile(r"^wrote (?P<path>.+): (?P<audio>\d+\.\d\d) s audio \((?P<level>[^)]+)\), (?P<steps>\d+) "
+                     r"decode steps?, (?P<secs>\d+\.\d) s \(RTF (?P<rtf>\d+\.\d\d), first call(?:, incl\. (?P<lowering>\d+\.\d) "
+                     r"s lowering new program variants: RTF (?P<warm>\d+\.\d\d) without)?\); TTNN ops per decode step "
+                     r"(?P<ops>\d+), host fallbacks (?P<fallbacks>\d+)(?: \((?P<where>[a-z_+]+)\))?, backend (?P<backend>.+)$")
 
 
 def run_main(argv: list[str]) -> tuple[int, str, str]:
@@ -66,12 +68,18 @@ def checkpoint(checkpoint):
     return root
 
 
+@pytest.fixture
+def synth_checkpoint_args(checkpoint):
+    return ["--model", str(checkpoint / "model"), "--vocoder", str(checkpoint / "vocoder"), "--backend", "reference",
+            "--dtype", "float32", "--max-steps", "64"]
+
+
 @pytest.fixture(scope="module")
 def synth(checkpoint, tmp_path_factory):
     """One in-process run: saved model + vocoder + speaker file, reference backend, float32."""
     import fx2ttnn.model
     out_dir = tmp_path_factory.mktemp("out")
-    wav = out_dir / "out.wav"
+    wav = out_dir / "new" / "dir" / "out.wav"  # missing parents are created
     lowered = []
     real_lower = fx2ttnn.model.lower_model
 
@@ -115,6 +123,9 @@ def test_synth_summary_line(synth):
     stats, report = tts.last_generation, tts.report()
     assert stats.steps == steps and m["secs"] == f"{stats.seconds:.1f}"
     assert m["rtf"] == f"{stats.seconds / stats.audio_seconds:.2f}"
+    # the frame bucket this length needs was lowered by lower_model: no on-demand lowering to name
+    assert stats.lowering_seconds == 0 and m["lowering"] is None
+    assert re.fullmatch(r"peak -\d+\.\d dBFS", m["level"]), m["level"]  # a checkpoint: not normalized
     used = [p for p in report.programs if p.key[1] == (stats.frame_bucket if p.name in ("postnet", "vocoder")
                                                        else stats.text_bucket)]
     assert sorted(p.name for p in used) == ["decoder_step", "decoder_step.prologue", "encoder", "postnet", "vocoder"]
@@ -144,6 +155,56 @@ def test_console_script(checkpoint, tmp_path):
     assert params.nframes == expected_samples(expected_steps(text))
 
 
+def test_random_weight_demo_is_heard_and_says_so(tmp_path, monkeypatch):
+    """The README's first command without --model (configs shrunk to the tiny ones here): it decodes a length that
+    fits the text, normalizes the near-silent random vocoder output, and the notes and summary say both."""
+    import transformers
+
+    tiny, tiny_vocoder = tiny_config(), tiny_vocoder_config(upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16])
+    monkeypatch.setattr(transformers, "SpeechT5Config", lambda: tiny)
+    monkeypatch.setattr(transformers, "SpeechT5HifiGanConfig", lambda: tiny_vocoder)
+    wav = tmp_path / "hello.wav"
+    text = "Hello from Tenstorrent."
+    rc, out, err = run_main(["synth", text, "-o", str(wav), "--backend", "reference", "--max-steps", "256"])
+    assert rc == 0, err
+    tokens = len(CharTokenizer(tiny.vocab_size).encode(text))
+    seconds = round(synth_mod.DEMO_SECONDS_PER_TOKEN * tokens, 2)
+    assert f"decoding at least {seconds:g} s of audio" in err
+    m = SUMMARY.match(out.strip())
+    assert m, out
+    assert float(m["audio"]) >= seconds - 0.005
+    assert re.fullmatch(r"peak -1\.0 dBFS, normalized from -\d+\.\d dBFS", m["level"]), m["level"]
+    params, data = read_wav(wav)
+    assert params.nframes / params.framerate >= seconds - 0.005
+    assert np.abs(data.astype(np.int32)).max() == round(32767 * 10 ** (-1 / 20))
+
+
+def test_min_seconds_and_unknown_characters(synth_checkpoint_args, tmp_path):
+    wav = tmp_path / "a.wav"
+    rc, out, err = run_main(["synth", "Hi \U0001F600 = \u65e5!", "-o", str(wav), *synth_checkpoint_args,
+                             "--min-seconds", "0.05", "--threshold", "0", "--no-normalize"])
+    assert rc == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: 3 distinct character(s) of TEXT are outside the tokenizer's vocabulary and are "
+                        "read as <unk>: '\U0001F600' '=' '\u65e5'"], err
+    steps = math.ceil(0.05 * 16000 / math.prod(tiny_vocoder_config().upsample_rates) / tiny_config().reduction_factor)
+    m = SUMMARY.match(out.strip())
+    assert int(m["steps"]) == steps  # threshold 0 would stop at step 1; --min-seconds holds it to 0.05 s
+    params, _ = read_wav(wav)
+    assert params.nframes == expected_samples(steps)
+
+
+def test_minlenratio_for_gives_the_first_step_with_that_much_audio():
+    cfg, voc = tiny_config(), tiny_vocoder_config()
+    hop = math.prod(voc.upsample_rates)
+    for tokens in (1, 7, 24, 113):
+        for seconds in (0.0, 0.01, 0.5, 1.0, 3.3):
+            ratio = synth_mod.minlenratio_for(seconds, tokens, cfg, voc)
+            minlen = int(tokens * ratio / cfg.reduction_factor)  # HF's formula
+            assert minlen * cfg.reduction_factor * hop >= seconds * voc.sampling_rate
+            assert (minlen - 1) * cfg.reduction_factor * hop < seconds * voc.sampling_rate or minlen == 0
+
+
 # -- errors: one `error:` line on stderr, exit code 2, nothing written ---------------------------------
 def _error_cases(ckpt: Path, tmp: Path) -> dict[str, list[str]]:
     model, voc = str(ckpt / "model"), str(ckpt / "vocoder")
@@ -166,40 +227,103 @@ def _error_cases(ckpt: Path, tmp: Path) -> dict[str, list[str]]:
         "empty text": ["synth", "", "-o", out, *base],
         "whitespace text": ["synth", " \n\t ", "-o", out, *base],
         "text too long": ["synth", "a" * (tiny_config().max_text_positions + 1), "-o", out, *base],
-        "output dir missing": ["synth", TEXT, "-o", str(tmp / "no_such_dir" / "out.wav"), *base],
         "output parent is a file": ["synth", TEXT, "-o", str(tmp / "not_a_dir" / "out.wav"), *base],
         "output is a directory": ["synth", TEXT, "-o", str(tmp), *base],
-        "Fx2TTNNError from lower_model": ["synth", TEXT, "-o", out, *base, "--max-steps", "48"],
-        "invalid dtype": ["synth", TEXT, "-o", out, *base, "--dtype", "float16"],
-        "invalid backend": ["synth", TEXT, "-o", out, *base, "--backend", "gpu"],
+        "Fx2TTNNError from lower_model": ["synth", TEXT, "-o", out, *base, "--backend", "ttnn"],
+        "max steps beyond the model": ["synth", TEXT, "-o", out, *base, "--max-steps", "4032"],
+        "device unknown": ["synth", TEXT, "-o", out, *base, "--device", "foo"],
+        "device meta": ["synth", TEXT, "-o", out, *base, "--device", "meta"],
+        "device with ttnn": ["synth", TEXT, "-o", out, *base, "--backend", "ttnn", "--device", "cpu"],
+        "minlenratio and min-seconds": ["synth", TEXT, "-o", out, *base, "--minlenratio", "1", "--min-seconds", "1"],
+        "text the tokenizer does not know": ["synth", "\U0001F600 \u65e5\u672c", "-o", out, *base],
+        "speaker not npy": ["synth", TEXT, "-o", out, *base, "--speaker", str(tmp / "speaker.txt")],
+        "malformed config.json": ["synth", TEXT, "-o", out, "--model", str(tmp / "bad_config")],
+        "config.json without model_type": ["synth", TEXT, "-o", out, "--model", str(tmp / "untyped_config")],
     }
 
 
-ERROR_IDS = ["missing model dir", "model dir without config", "vocoder given as model", "missing vocoder dir",
-             "speaker wrong shape", "speaker wrong dim", "speaker unreadable", "speaker missing", "empty text",
-             "whitespace text", "text too long", "output dir missing", "output parent is a file",
-             "output is a directory", "Fx2TTNNError from lower_model", "invalid dtype", "invalid backend"]
+# argparse's own usage errors: one line naming the flag, the value and what is allowed
+USAGE_CASES = {
+    "invalid dtype": (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16' (choose from"),
+    "invalid backend": (["--backend", "gpu"], "argument --backend: invalid choice: 'gpu'"),
+    "maxlenratio nan": (["--maxlenratio", "nan"], "argument --maxlenratio: must be a finite number > 0, got nan"),
+    "maxlenratio inf": (["--maxlenratio", "inf"], "argument --maxlenratio: must be a finite number > 0, got inf"),
+    "maxlenratio zero": (["--maxlenratio", "0"], "argument --maxlenratio: must be a finite number > 0, got 0.0"),
+    "minlenratio inf": (["--minlenratio", "inf"], "argument --minlenratio: must be a finite number >= 0, got inf"),
+    "threshold nan": (["--threshold", "nan"], "argument --threshold: must be a finite number >= 0, got nan"),
+    "threshold negative": (["--threshold", "-1"], "argument --threshold: must be a finite number >= 0, got -1.0"),
+    "seed float": (["--seed", "1.5"], "argument --seed: must be an integer, got '1.5'"),
+    "max steps not a multiple": (["--max-steps", "48"], "argument --max-steps: must be an integer >= 32, a "
+                                                        "multiple of 32, got 48"),
+    "max steps float": (["--max-steps", "64.5"], "argument --max-steps: must be an integer, got '64.5'"),
+    "min seconds negative": (["--min-seconds", "-2"], "argument --min-seconds: must be a finite number >= 0"),
+}
+MESSAGES = {
+    "Fx2TTNNError from lower_model": "error: backend='ttnn' requested but",
+    "max steps beyond the model": "error: --max-steps must be an integer >= 32 and <= 4000, a multiple of 32, got "
+                                  "4032",
+    "device unknown": "error: --device must be a torch device (cpu, cuda), got 'foo'",
+    "device meta": "error: --device must be a torch device (cpu, cuda), got 'meta' (a 'meta' device cannot run",
+    "device with ttnn": "error: --device selects the reference backend's torch device",
+    "minlenratio and min-seconds": "error: give --minlenratio or --min-seconds, not both",
+    "text the tokenizer does not know": "error: TEXT has no character the tokenizer knows ('\U0001F600' '\u65e5' "
+                                        "'\u672c')",
+    "speaker not npy": "error: speaker file '{tmp}/speaker.txt' is not a NumPy .npy file (no NumPy header)",
+    "speaker unreadable": "error: speaker file '{tmp}/garbage.npy' is not a NumPy .npy file",
+    "malformed config.json": "error: model config '{tmp}/bad_config/config.json' is not valid JSON",
+    "config.json without model_type": "error: model config '{tmp}/untyped_config/config.json' has no "
+                                      "\"model_type\"",
+    "speaker wrong shape": "error: speaker embedding in '{tmp}/wrong_shape.npy' has shape [2, 64]; expected [64] "
+                           "or [1, 64]",
+}
 
 
-@pytest.mark.parametrize("case", ERROR_IDS)
+@pytest.mark.parametrize("case", [
+    "missing model dir", "model dir without config", "vocoder given as model", "missing vocoder dir",
+    "speaker wrong shape", "speaker wrong dim", "speaker unreadable", "speaker missing", "empty text",
+    "whitespace text", "text too long", "output parent is a file", "output is a directory",
+    "Fx2TTNNError from lower_model", "max steps beyond the model", "device unknown", "device meta",
+    "device with ttnn", "minlenratio and min-seconds", "text the tokenizer does not know", "speaker not npy",
+    "malformed config.json", "config.json without model_type"])
 def test_errors(case, checkpoint, tmp_path):
+    (tmp_path / "speaker.txt").write_text("0.1 0.2 0.3\n")
+    for name, text in (("bad_config", "{not json"), ("untyped_config", '{"hidden_size": 64}')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(text)
     argv = _error_cases(checkpoint, tmp_path)[case]
     rc, out, err = run_main(argv)
     assert rc == 2, (case, out, err)
     assert out == ""
     assert "Traceback" not in err
-    if case.startswith("invalid "):  # argparse's own usage error
-        assert "invalid choice" in err
-        return
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith("error: "), err
     assert err.rstrip().splitlines()[-1] == errors[0]
+    if case in MESSAGES:
+        assert errors[0].startswith(MESSAGES[case].format(tmp=tmp_path)), errors[0]
     assert not (tmp_path / "out.wav").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_hub_ids_load_from_local_cache(checkpoint, tmp_path, monkeypatch):
-    """Hub ids resolve through the local HF cache only; here both load, then lower_model rejects max_steps."""
+@pytest.mark.parametrize("case", list(USAGE_CASES))
+def test_usage_errors(case, checkpoint, tmp_path):
+    import fx2ttnn.model
+    flags, message = USAGE_CASES[case]
+    out_wav = tmp_path / "out.wav"
+    with pytest.MonkeyPatch.context() as mp:  # usage errors come before anything is loaded or lowered
+        mp.setattr(fx2ttnn.model, "lower_model", lambda *a, **k: pytest.fail("lowered before the usage error"))
+        rc, out, err = run_main(["synth", TEXT, "-o", str(out_wav), "--model", str(checkpoint / "model"), *flags])
+    assert rc == 2 and out == "", err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: fx2ttnn synth: {message}"), lines[0]
+    assert lines[0].endswith("(see 'fx2ttnn synth --help')")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def hub_cache(checkpoint, tmp_path, monkeypatch):
+    """A Hugging Face cache holding the tiny model and vocoder as hub ids ``fx2ttnn-test/tiny-*``; offline mode on,
+    as on a machine without network (no request is tried)."""
     import huggingface_hub.constants
     cache = tmp_path / "hub"
     for name, src in [("tiny-speecht5", "model"), ("tiny-hifigan", "vocoder")]:
@@ -208,12 +332,60 @@ def test_hub_ids_load_from_local_cache(checkpoint, tmp_path, monkeypatch):
         (repo / "refs" / "main").write_text("0" * 40)
         shutil.copytree(checkpoint / src, repo / "snapshots" / ("0" * 40))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_hub_ids_load_from_the_cache(hub_cache, tmp_path):
+    """Hub ids resolve through the HF cache (here offline); both load, then --max-steps is checked against the
+    model's own limit."""
     rc, out, err = run_main(["synth", TEXT, "-o", str(tmp_path / "out.wav"), "--model", "fx2ttnn-test/tiny-speecht5",
-                             "--vocoder", "fx2ttnn-test/tiny-hifigan", "--max-steps", "48"])
+                             "--vocoder", "fx2ttnn-test/tiny-hifigan", "--max-steps", "4032"])
     assert rc == 2 and out == ""
-    assert err.rstrip().splitlines()[-1].startswith("error: max_steps must be a multiple of 32"), err
+    assert err.rstrip().splitlines()[-1].startswith("error: --max-steps must be an integer >= 32 and <= 4000"), err
+
+
+def test_hub_id_not_cached_while_offline_is_one_clear_line(hub_cache, tmp_path):
     rc, out, err = run_main(["synth", TEXT, "-o", str(tmp_path / "out.wav"), "--model", "fx2ttnn-test/absent"])
-    assert rc == 2 and "neither a local directory nor in the local Hugging Face cache" in err
+    assert rc == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: model 'fx2ttnn-test/absent' is not in the local Hugging Face cache ({hub_cache}) and "
+                     "HF_HUB_OFFLINE=1 is set; connect to the network once to download it, or give a "
+                     "save_pretrained directory"], err
+
+
+def test_hub_errors_say_what_to_do():
+    """How a failed hub load reads, by what huggingface_hub raised underneath transformers' OSError."""
+    import huggingface_hub.errors as hub_errors
+
+    from fx2ttnn.tools.common import _hub_error
+
+    def wrapped(inner: BaseException) -> OSError:
+        try:
+            try:
+                raise inner
+            except BaseException as e:
+                raise OSError("transformers could not load it") from e
+        except OSError as outer:
+            return outer
+
+    class Response:  # what huggingface_hub's HTTP errors carry
+        status_code, headers, url, request = 404, {}, "https://huggingface.co", None
+
+    cases = {
+        "RepositoryNotFoundError": "is not a model on the Hugging Face Hub",
+        "GatedRepoError": "is a gated model",
+        "LocalEntryNotFoundError": "is not in the local Hugging Face cache",
+    }
+    for name, text in cases.items():
+        cls = getattr(hub_errors, name)
+        try:
+            inner = cls("x", response=Response())
+        except TypeError:
+            inner = cls("x")
+        assert text in str(_hub_error(wrapped(inner), "model", "org/name"))
+    assert "cannot load model 'org/name' from the Hugging Face Hub: boom" in str(
+        _hub_error(RuntimeError("boom"), "model", "org/name"))
 
 
 def test_help_returns_zero(capsys):

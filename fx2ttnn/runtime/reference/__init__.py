@@ -20,8 +20,8 @@ from .data_movement import (  # noqa: F401
     concat, embedding, pad, permute, repeat, repeat_interleave, reshape, slice, squeeze, transpose, unsqueeze,
 )
 from .eltwise import (  # noqa: F401
-    add, divide, eq, exp, ge, gelu, gt, le, leaky_relu, lt, multiply, neg, relu, rsqrt, sigmoid, sqrt, subtract,
-    sum, tanh, where,
+    add, divide, eq, exp, ge, gelu, gt, le, leaky_relu, lt, multiply, neg, plus_one, relu, rsqrt, sigmoid, sqrt,
+    subtract, sum, tanh, where,
 )
 from .matmul import linear, matmul  # noqa: F401
 from .normalization import batch_norm, layer_norm, softmax  # noqa: F401

@@ -42,8 +42,14 @@ def _check_layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight
             _check_gamma(t, width, name)
     if residual_input_tensor is not None:
         require_device(residual_input_tensor, "layer_norm", "residual_input_tensor")
-        require(tuple(residual_input_tensor.shape) == tuple(input_tensor.shape), "layer_norm",
-                "residual_input_tensor must have the input's shape")
+        # ttnn 0.81.1's own messages (_ttnncpp.so): "Residual tensor must have TILE layout, got: {}", "Input and
+        # residual logical and padded shapes must match ..."; no dtype rule is among them
+        require_layout(residual_input_tensor, (Layout.TILE,), "layer_norm", "residual_input_tensor")
+        require(tuple(residual_input_tensor.shape) == tuple(input_tensor.shape)
+                and tuple(residual_input_tensor.padded_shape) == tuple(input_tensor.padded_shape), "layer_norm",
+                "Input and residual logical and padded shapes must match, got input: logical="
+                f"{list(input_tensor.shape)} padded={list(input_tensor.padded_shape)} vs residual: logical="
+                f"{list(residual_input_tensor.shape)} padded={list(residual_input_tensor.padded_shape)}")
 
 
 @checked(_check_layer_norm)

@@ -217,8 +217,11 @@ def _check_sdpa_decode(input_tensor_q, input_tensor_k, input_tensor_v, *, is_cau
                     f"with -1 use cur_pos_tensor), got {list(cur_pos)}")
         else:
             require_device(cur_pos_tensor, op, "cur_pos_tensor")
-            require_dtype(cur_pos_tensor, (DataType.INT32, DataType.UINT32), op, "cur_pos_tensor")
-            require_layout(cur_pos_tensor, (Layout.ROW_MAJOR,), op, "cur_pos_tensor")
+            # ttnn 0.81.1's own messages (_ttnncpp.so): "Expect cur_pos to be INT32, got {}" / "... ROW_MAJOR, got {}"
+            require(cur_pos_tensor.dtype is DataType.INT32, op,
+                    f"Expect cur_pos to be INT32, got {cur_pos_tensor.dtype.value} (cur_pos_tensor)")
+            require(cur_pos_tensor.layout is Layout.ROW_MAJOR, op,
+                    f"Expect cur_pos to be ROW_MAJOR, got {cur_pos_tensor.layout.name} (cur_pos_tensor)")
             require(tuple(cur_pos_tensor.shape) == (b,), op,
                     f"cur_pos_tensor must be [{b}] (one position per user), got {list(cur_pos_tensor.shape)}")
     else:
