@@ -68,13 +68,16 @@ def test_float32_is_reference_only(tiny_models, monkeypatch):
     from fx2ttnn.runtime import reference
     from fx2ttnn.runtime.backend import Backend
 
-    closed = []
+    closed, opened = [], []
     fake = Backend(reference, reference.open_device(0), "ttnn", "ttnn (Tenstorrent device 0)")
     monkeypatch.setattr(fake, "close", lambda: closed.append(True))
-    monkeypatch.setattr(model_module, "open_backend", lambda *a, **k: fake)
+    monkeypatch.setattr(model_module, "open_backend", lambda *a, **k: opened.append(True) or fake)
     with pytest.raises(UnsupportedModelError, match="backend='reference' runs it"):
         lower_model(model, backend="ttnn", dtype="float32", programs=())
-    assert closed == [True]
+    assert opened == [] and closed == []  # backend='ttnn' asked for: refused before a device is opened
+    with pytest.raises(UnsupportedModelError, match="backend='reference' runs it"):
+        lower_model(model, backend="auto", dtype="float32", programs=())
+    assert opened == [True] and closed == [True]  # 'auto' found a device: closed again, nothing lowered
 
 
 def test_exact_numerics_ignore_the_compute_configs(tiny_models):
