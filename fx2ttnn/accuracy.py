@@ -3,8 +3,8 @@ suite (tests/pcc_thresholds.py) and ``fx2ttnn compare`` both read them.
 
 Stages: encoder hidden states, the speech encoder's states and cross-attention K/V, one decoder step, the postnet,
 the generated spectrogram, the waveform.
-``float32`` programs must match HF to rounding; ``bfloat16`` programs store weights and activations in bfloat16
-as the device does.
+``float32`` programs (an exact, reference-only mode) must match HF to rounding; ``bfloat16`` programs store weights
+and activations in bfloat16 as the device does.  ``DEVICE_PCC``: targets with device numerics, per precision policy.
 """
 import torch
 
@@ -17,8 +17,19 @@ PCC = {
     "waveform": {"float32": 0.9999, "bfloat16": 0.99},
 }
 
+# Targets of bfloat16 programs with the reference emulating the device's math (numerics="device"), per precision
+# policy (fx2ttnn/precision.py), end to end over >= 120 decode steps: what accuracy claims are held to.
+DEVICE_PCC = {
+    "accuracy": {"spectrogram": 0.999, "waveform": 0.99},
+    "performance": {"spectrogram": 0.99, "waveform": 0.98},
+}
+
 # Single ops of the reference ttnn against their torch meaning; small values (a step's stop probabilities).
 OP_ATOL = {"float32": 1e-5, "bfloat16": 2e-2}
+
+# Values with fewer elements are judged by max abs error (OP_ATOL) instead of PCC: a correlation over a
+# handful of numbers says little (a one-sample waveform has none).
+SMALL_NUMEL = 32
 
 
 def min_pcc(dtype: str) -> float:

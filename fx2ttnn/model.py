@@ -20,6 +20,7 @@ from torch import nn
 
 from . import options
 from .errors import BackendUnavailableError, UnsupportedModelError
+from .precision import DEFAULT_PRECISION, PRECISIONS
 from .lowering import speecht5 as s5
 from .lowering.capture import capture
 from .lowering.ir import TensorSpec
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("bfloat16", "float32")
 BACKENDS = ("auto", "reference", "ttnn")
+FLOAT32_REFERENCE_ONLY = ("dtype='float32' is an exact, reference-only mode: its programs run SDPA, SDPA-decode and the "
+                          "KV cache in float32, and the device's attention kernels take bfloat16, bfloat8_b or "
+                          "bfloat4_b only")
 DEFAULT_MAX_STEPS = 1024
 # Stop probabilities are read every k decode steps (one host sync per k steps); see runtime/generate.py.
 # Measured on the reference backend (full-size decoder step, float32, 2 cores): a read of one step's stop
@@ -85,12 +89,13 @@ class LoweredSpeechT5:
 
     def __init__(self, model: nn.Module, vocoder: nn.Module | None, *, backend: Backend, dtype: str, max_steps: int,
                  prenet_dropout: bool, dump: DumpOptions | None = None, keep_host_weights: bool = True,
-                 constant_pool: ConstantPool | None = None):
+                 constant_pool: ConstantPool | None = None, precision: str = DEFAULT_PRECISION):
         self.model = model
         self.vocoder = vocoder
         self.config = model.config
         self.backend = backend
         self.dtype = dtype
+        self.precision = precision
         self.max_steps = max_steps
         self.prenet_dropout = prenet_dropout
         self.dump = dump or DumpOptions()
@@ -220,7 +225,7 @@ class LoweredSpeechT5:
             if name == "decoder_step" else []
         return lower_program(captured, dtype=d, input_specs=in_specs, output_specs=out_specs,
                              dump_dir=self._dump_dir(name, key), print_after=self.dump.print_after,
-                             invariant_inputs=invariant)
+                             invariant_inputs=invariant, precision=self.precision)
 
     # -- running -------------------------------------------------------------------------------
     def generate_speech(self, input_ids: torch.Tensor, speaker_embeddings: torch.Tensor | None = None, *,
@@ -262,7 +267,7 @@ class LoweredSpeechT5:
             self._extra_vocoders[key] = LoweredSpeechT5(self.model, vocoder, backend=self.backend, dtype=self.dtype,
                                                         max_steps=self.max_steps, prenet_dropout=self.prenet_dropout,
                                                         keep_host_weights=self.keep_host_weights,
-                                                        constant_pool=self.constant_pool)
+                                                        constant_pool=self.constant_pool, precision=self.precision)
         return self._extra_vocoders[key]
 
     def report(self) -> "Report":
@@ -280,14 +285,16 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
                 device: str | None = None, dump_dir: str | Path | None = None,
                 print_after: Iterable[str] | Literal["all"] = (),
                 programs: Iterable[str] | None = None, trace: bool | None = None,
-                stop_check_interval: int | None = None, keep_host_weights: bool = False) -> LoweredSpeechT5:
+                stop_check_interval: int | None = None, keep_host_weights: bool = False,
+                precision: str = DEFAULT_PRECISION, numerics: str | None = None) -> LoweredSpeechT5:
     """Trace ``model`` (a ``SpeechT5ForTextToSpeech``) and ``vocoder`` (a ``SpeechT5HifiGan``), lower them to
     TTNN programs and bind them to ``backend``.
 
     Args:
         backend: ``"auto"`` (real ttnn if it imports and a device opens, else the reference), ``"ttnn"``, or
             ``"reference"``.
-        dtype: ``"bfloat16"`` (weights and activations, as on device) or ``"float32"``.
+        dtype: ``"bfloat16"`` (weights and activations, as on device) or ``"float32"`` (an exact, reference-only
+            mode: the device's attention kernels take no float32, see README "Numerics").
         max_steps: decode steps the KV cache holds (a multiple of 32, at most ``config.max_speech_positions``);
             generation stops there (see ``generate_speech``).  Default 1024.
         prenet_dropout: reproduce HF's inference-time prenet dropout (default, as HF); ``False`` disables it.
@@ -300,6 +307,11 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
             runs the reference's trace emulation.
         stop_check_interval: decode steps between reads of the stop probabilities (one host sync per k
             steps; the output is the same for every k).  Default ``DEFAULT_STOP_CHECK_INTERVAL``.
+        precision: the precision policy (``fx2ttnn/precision.py``): the compute kernel config every op that takes
+            one is emitted with, and the dtype of the large linears' weights: ``"accuracy"`` (default),
+            ``"performance"`` (bfloat8_b large-linear weights) or ``"ttnn-defaults"`` (each op's own default).
+        numerics: reference backend only: ``"exact"`` (default; float32 math on the stored values) or ``"device"``
+            (the reference emulates the device's math for the compute configs: fidelity, accumulation, packing).
         keep_host_weights: keep the host copies of the weights in the lowered graphs after they are uploaded
             (default: released, as a device port would; the graphs keep their shapes and dtypes).  Needed to
             bind a program again or export its weights (``fx2ttnn compare`` / ``export`` keep them).
@@ -307,7 +319,15 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
     s5.check_supported(model, vocoder)
     err = UnsupportedModelError
     dtype = options.choice(dtype, "dtype", DTYPES, error=err)
+    precision = options.choice(precision, "precision", PRECISIONS, error=err)
     backend = options.choice(backend, "backend", BACKENDS, error=BackendUnavailableError)
+    if numerics is not None:
+        numerics = options.choice(numerics, "numerics", ("exact", "device"), error=BackendUnavailableError)
+    if dtype == "float32" and numerics == "device":
+        raise UnsupportedModelError(FLOAT32_REFERENCE_ONLY + " (numerics='device' emulates the device; use "
+                                    "dtype='bfloat16')")
+    if dtype == "float32" and backend == "ttnn":
+        raise UnsupportedModelError(FLOAT32_REFERENCE_ONLY + " (backend='reference' runs it)")
     limit = model.config.max_speech_positions
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else \
         options.integer(max_steps, "max_steps", low=32, high=limit, multiple_of=32, error=err)
@@ -330,10 +350,14 @@ def lower_model(model: nn.Module, *, vocoder: nn.Module | None = None, backend: 
     if vocoder is not None:
         vocoder.eval()
     t0 = time.perf_counter()
-    tts = LoweredSpeechT5(model, vocoder, backend=open_backend(backend, device=device), dtype=dtype,
+    opened = open_backend(backend, device=device, numerics=numerics)
+    if dtype == "float32" and not opened.is_reference:
+        opened.close()
+        raise UnsupportedModelError(FLOAT32_REFERENCE_ONLY + " (backend='reference' runs it)")
+    tts = LoweredSpeechT5(model, vocoder, backend=opened, dtype=dtype,
                           max_steps=max_steps, prenet_dropout=prenet_dropout,
                           dump=DumpOptions(Path(dump_dir) if dump_dir else None, print_after),
-                          keep_host_weights=keep_host_weights)
+                          keep_host_weights=keep_host_weights, precision=precision)
     if trace is not None:
         tts.trace = trace
     if stop_check_interval is not None:

@@ -34,6 +34,7 @@ class ProgramReport:
     device_constant_bytes: int = 0   # bound once: weights, tables, prepared conv weights (plan_memory)
     device_peak_bytes: int = 0       # constants + inputs + the most intermediates live at once (plan_memory)
     constants_reused: int = 0        # device constants taken from earlier variants when bound (ConstantPool)
+    compute_configs: list = field(default_factory=list)  # [{class, config, ops}] (graph_analysis.compute_configs)
 
     @property
     def fallback_count(self) -> int:
@@ -44,6 +45,8 @@ class ProgramReport:
 class Report:
     backend: str
     dtype: str
+    precision: str
+    numerics: str
     max_steps: int
     prenet_dropout: bool
     programs: list[ProgramReport] = field(default_factory=list)
@@ -53,7 +56,9 @@ class Report:
 
     @staticmethod
     def of(tts: "LoweredSpeechT5") -> "Report":
-        rep = Report(tts.backend.description, tts.dtype, tts.max_steps, tts.prenet_dropout,
+        from .tools.graph_analysis import compute_configs
+        rep = Report(tts.backend.description, tts.dtype, tts.precision, tts.backend.numerics, tts.max_steps,
+                     tts.prenet_dropout,
                      lower_seconds=tts.lower_seconds, backend_note=tts.backend.fallback_reason,
                      device_constants_shared_bytes=tts.constant_pool.bytes_reused)
         for v in tts.variants:
@@ -66,7 +71,8 @@ class Report:
                     lp.count(OpKind.TRANSFER), lp.fallbacks(), bound.counts.ttnn_ops, bound.counts.transfers,
                     [(r.name, r.stats) for r in lp.pass_records], lp.capture_seconds, lp.lowering_seconds,
                     _uploaded_weight_bytes(lp), lp.graph_module.meta.get("memory", {}).get("constants", 0),
-                    lp.graph_module.meta.get("memory", {}).get("peak", 0), bound.constants_reused))
+                    lp.graph_module.meta.get("memory", {}).get("peak", 0), bound.constants_reused,
+                    compute_configs(n for n in lp.nodes() if getattr(n.target, "kind", None) is OpKind.COMPUTE)))
         return rep
 
     def program(self, name: str, key: tuple[int, ...] | None = None) -> ProgramReport:
@@ -77,7 +83,8 @@ class Report:
         raise KeyError(f"no lowered variant of {name!r}{'' if key is None else f' with key {tuple(key)}'}")
 
     def __str__(self) -> str:
-        lines = [f"fx2ttnn report — backend: {self.backend}; dtype {self.dtype}; max_steps {self.max_steps}; "
+        lines = [f"fx2ttnn report — backend: {self.backend}; dtype {self.dtype}; precision {self.precision} "
+                 f"({self.numerics} numerics); max_steps {self.max_steps}; "
                  f"prenet dropout {'on' if self.prenet_dropout else 'off'}; lowering {self.lower_seconds:.1f} s"]
         if self.backend_note:
             lines.append(f"(not on a device: {self.backend_note})")
@@ -92,6 +99,9 @@ class Report:
                          f"capture {p.capture_seconds:.1f} s, "
                          f"passes {p.lowering_seconds:.1f} s")
             lines.append("  ops: " + ", ".join(f"{k} x{v}" for k, v in p.ops.items()))
+            if p.compute_configs:
+                lines.append("  compute kernel configs: " + "; ".join(f"{c['class']} x{c['ops']} ({c['config']})"
+                                                                   for c in p.compute_configs))
             for f in p.host_fallbacks:
                 lines.append(f"  fallback: {f.op} in {f.module or '?'} — {f.reason}")
         return "\n".join(lines)

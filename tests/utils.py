@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from fx2ttnn.accuracy import pcc
+from fx2ttnn.accuracy import OP_ATOL, PCC, SMALL_NUMEL, pcc
 
 
 def assert_pcc(golden: torch.Tensor, actual: torch.Tensor, min_pcc: float, what: str = "output") -> float:
@@ -16,6 +16,17 @@ def assert_pcc(golden: torch.Tensor, actual: torch.Tensor, min_pcc: float, what:
     assert not math.isnan(value), f"{what}: NaN in output"
     assert value >= min_pcc, f"{what}: PCC {value:.8f} < {min_pcc}"
     return value
+
+
+def assert_matches_stage(golden: torch.Tensor, actual: torch.Tensor, stage: str, dtype: str, what: str) -> None:
+    """``actual`` matches HF's ``golden`` at ``stage``'s threshold for ``dtype`` (fx2ttnn/accuracy.py): by PCC, or
+    for values under ``SMALL_NUMEL`` elements by max abs error <= ``OP_ATOL[dtype]``."""
+    if golden.numel() >= SMALL_NUMEL:
+        assert_pcc(golden, actual, PCC[stage][dtype], what)
+        return
+    assert tuple(golden.shape) == tuple(actual.shape), f"{what}: shape {tuple(actual.shape)} != {tuple(golden.shape)}"
+    err = float((golden.double() - actual.double()).abs().max()) if golden.numel() else 0.0
+    assert err <= OP_ATOL[dtype], f"{what}: max abs err {err:.3g} > {OP_ATOL[dtype]} ({golden.numel()} elements)"
 
 
 def run_main(argv: list[str]) -> tuple[int, str, str]:

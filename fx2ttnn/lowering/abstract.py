@@ -15,7 +15,7 @@ import torch.fx
 
 from ..errors import LoweringError, TTNNContractError
 from ..runtime import reference as ref_ttnn
-from .ir import DEVICE, Construct, HostOp, Ref, TensorSpec, TTNNOp, source_module
+from .ir import Construct, HostOp, Ref, TensorSpec, TTNNOp, source_module
 
 
 def resolve_path(module: Any, path: str) -> Any:
@@ -30,7 +30,11 @@ def resolve_arg(arg: Any, ttnn: Any, device: Any, env: Callable[[torch.fx.Node],
     if isinstance(arg, torch.fx.Node):
         return env(arg)
     if isinstance(arg, Ref):
-        return device if arg is DEVICE or arg.path == "device" else resolve_path(ttnn, arg.path)
+        if arg.path == "device":
+            return device
+        if arg.path == "device.arch()":
+            return device.arch()
+        return resolve_path(ttnn, arg.path)
     if isinstance(arg, Construct):
         args = [resolve_arg(a, ttnn, device, env) for a in arg.args]
         kwargs = {k: resolve_arg(v, ttnn, device, env) for k, v in arg.kwargs}

@@ -7,8 +7,11 @@ Grammar (one node per line in ``printer.py``'s table)::
               | call_function HostOp(args, kwargs)      # explicit host fallback: one ATen op on host tensors
               | get_attr <constant>                     # a host torch tensor prepared at lowering time
     arg      := Node | Ref | Construct | python literal
-    Ref      := a ttnn attribute by dotted name (``ttnn.bfloat16``, ``ttnn.TILE_LAYOUT``) or the bound device
-    Construct:= a ttnn value built from args (``ttnn.UnaryWithParam(ttnn.UnaryOpType.LEAKY_RELU, 0.1)``)
+    Ref      := a ttnn attribute by dotted name (``ttnn.bfloat16``, ``ttnn.TILE_LAYOUT``), the bound device or its
+                arch (``device.arch()``)
+    Construct:= a ttnn value built from args once, when the program is bound
+                (``ttnn.UnaryWithParam(ttnn.UnaryOpType.LEAKY_RELU, 0.1)``,
+                ``ttnn.init_device_compute_kernel_config(device.arch(), math_fidelity=...)``)
 
 Node metadata every pass keeps (see passes/README.md):
     meta["tensor_spec"]   TensorSpec of the node's value (set by ``infer_specs``; placeholders carry theirs)
@@ -97,15 +100,17 @@ class HostOp:
 
 @dataclass(frozen=True)
 class Ref:
-    """A ttnn attribute by dotted path (``"bfloat16"`` → ``ttnn.bfloat16``); ``Ref("device")`` is the device."""
+    """A ttnn attribute by dotted path (``"bfloat16"`` → ``ttnn.bfloat16``); ``Ref("device")`` is the device and
+    ``Ref("device.arch()")`` its architecture (what ``init_device_compute_kernel_config`` takes first)."""
 
     path: str
 
     def __repr__(self) -> str:
-        return "device" if self.path == "device" else f"ttnn.{self.path}"
+        return self.path if self.path.startswith("device") else f"ttnn.{self.path}"
 
 
 DEVICE = Ref("device")
+DEVICE_ARCH = Ref("device.arch()")
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,22 @@ def is_bind_time(node: torch.fx.Node, constants: set[torch.fx.Node]) -> bool:
         return False
     inputs = node.all_input_nodes
     return bool(inputs) and all(n in constants for n in inputs)
+
+
+def split_bind_time(graph: torch.fx.Graph) -> tuple[list[torch.fx.Node], list[torch.fx.Node]]:
+    """A program's calls as the executor makes them: the bind-time nodes (``is_bind_time``, in graph order; run
+    once when the program is bound) and the per-call ``call_function`` nodes (in graph order; run on every call).
+    The executor, ``fx2ttnn export`` and the real-ttnn conformance replay all take their call lists from here."""
+    constants: list[torch.fx.Node] = []
+    const_set: set[torch.fx.Node] = set()
+    calls: list[torch.fx.Node] = []
+    for node in graph.nodes:
+        if is_bind_time(node, const_set):
+            constants.append(node)
+            const_set.add(node)
+        elif node.op == "call_function":
+            calls.append(node)
+    return constants, calls
 
 
 def source_module(node: torch.fx.Node) -> str:

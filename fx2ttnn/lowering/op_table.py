@@ -5,8 +5,11 @@ must arrive in that layout; ``index`` names operands that must be integer (uint3
 ``host`` operands stay on the host in ROW_MAJOR (the torch-layout conv weights ``prepare_conv_weights`` turns
 into device tensors once, when a program is bound); ``float_dtypes`` restricts the float dtypes an op accepts
 (OP_CONTRACT: gelu bf16/bf8_b, sigmoid bf16),
-so a float32 program gets a typecast around such an op — reported, never silent.  The reference
-implementation enforces the full contract; this table only says what the compiler must arrange.
+so a float32 program gets a typecast around such an op — reported, never silent.  ``compute_config`` names the
+keyword an op takes its compute kernel config by (``compute_kernel_config``, or ``compute_config`` for the conv
+ops, per the 0.81.1 bindings) and ``precision`` the op class of ``fx2ttnn/precision.py`` that decides its value:
+``assign_compute_configs`` gives every such op an explicit config.  The reference implementation enforces the
+full contract; this table only says what the compiler must arrange.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ class OpRule:
     index: tuple[int | str, ...] = ()
     float_dtypes: tuple[str, ...] | None = None
     host: tuple[int | str, ...] = ()  # operands given as host ROW_MAJOR ttnn tensors (conv weights to prepare)
+    compute_config: str | None = None  # keyword of the op's compute kernel config, if it takes one
+    precision: str | None = None       # its op class in fx2ttnn/precision.py
 
 
 RULES: dict[int, OpRule] = {}
@@ -51,14 +56,17 @@ sharded_to_interleaved = _op("sharded_to_interleaved", DM)
 deallocate = _op("deallocate", OpKind.MEMORY)
 
 # -- compute -------------------------------------------------------------------------------------
-linear = _op("linear", tile=(0, 1, "bias"))
-matmul = _op("matmul", tile=(0, 1))
+linear = _op("linear", tile=(0, 1, "bias"), compute_config="compute_kernel_config", precision="linear")
+matmul = _op("matmul", tile=(0, 1), compute_config="compute_kernel_config", precision="matmul")
 embedding = _op("embedding", row_major=(0, 1), index=(0,))
-layer_norm = _op("layer_norm", tile=(0, "weight", "bias", "residual_input_tensor"))
-batch_norm = _op("batch_norm", tile=(0, "running_mean", "running_var", "weight", "bias"))
-softmax = _op("softmax", tile=(0,))
+layer_norm = _op("layer_norm", tile=(0, "weight", "bias", "residual_input_tensor"),
+                 compute_config="compute_kernel_config", precision="layer_norm")
+batch_norm = _op("batch_norm", tile=(0, "running_mean", "running_var", "weight", "bias"),
+                 compute_config="compute_kernel_config", precision="batch_norm")
+softmax = _op("softmax", tile=(0,), compute_config="compute_kernel_config", precision="softmax")
 add = _op("add")
 add_ = _op("add", inplace=0)
+plus_one = _op("plus_one", inplace=0, row_major=(0,), index=(0,))  # int32/uint32 ROW_MAJOR, + 1 in place
 subtract = _op("subtract")
 multiply = _op("multiply")
 divide = _op("divide")
@@ -85,22 +93,30 @@ pad = _op("pad", DM)
 repeat = _op("repeat", DM)
 
 # -- attention and KV cache (OP_CONTRACT §6) -----------------------------------------------------
-paged_update_cache = _op("experimental.paged_update_cache", inplace=0, tile=(0, 1), index=("update_idxs_tensor",))
-scaled_dot_product_attention = _op("transformer.scaled_dot_product_attention", tile=(0, 1, 2, "attn_mask"))
+paged_update_cache = _op("experimental.paged_update_cache", inplace=0, tile=(0, 1), index=("update_idxs_tensor",),
+                         compute_config="compute_kernel_config", precision="kv_cache")
+scaled_dot_product_attention = _op("transformer.scaled_dot_product_attention", tile=(0, 1, 2, "attn_mask"),
+                                   compute_config="compute_kernel_config", precision="sdpa")
 scaled_dot_product_attention_decode = _op("transformer.scaled_dot_product_attention_decode",
-                                          tile=(0, 1, 2, "attn_mask"), index=("cur_pos_tensor",))
+                                          tile=(0, 1, 2, "attn_mask"), index=("cur_pos_tensor",),
+                                          compute_config="compute_kernel_config", precision="sdpa_decode")
 split_query_key_value_and_split_heads = _op("transformer.split_query_key_value_and_split_heads", DM, tile=(0,))
 concatenate_heads = _op("transformer.concatenate_heads", DM, tile=(0,))
 nlp_create_qkv_heads = _op("experimental.nlp_create_qkv_heads", DM, tile=(0,))
 nlp_concat_heads = _op("experimental.nlp_concat_heads", DM, tile=(0,))
 
 # -- convolutions (OP_CONTRACT §8): flattened NHWC activations, weights prepared once ----------------------
-conv2d = _op("conv2d", tile=("input_tensor",), host=())
-conv_transpose2d = _op("conv_transpose2d", tile=("input_tensor",), host=())
-prepare_conv_weights = _op("prepare_conv_weights", DM, host=("weight_tensor",))
-prepare_conv_bias = _op("prepare_conv_bias", DM, host=("bias_tensor",))
-prepare_conv_transpose2d_weights = _op("prepare_conv_transpose2d_weights", DM, host=("weight_tensor",))
-prepare_conv_transpose2d_bias = _op("prepare_conv_transpose2d_bias", DM, host=("bias_tensor",))
+conv2d = _op("conv2d", tile=("input_tensor",), host=(), compute_config="compute_config", precision="conv")
+conv_transpose2d = _op("conv_transpose2d", tile=("input_tensor",), host=(), compute_config="compute_config",
+                       precision="conv")
+prepare_conv_weights = _op("prepare_conv_weights", DM, host=("weight_tensor",), compute_config="compute_config",
+                           precision="conv")
+prepare_conv_bias = _op("prepare_conv_bias", DM, host=("bias_tensor",), compute_config="compute_config",
+                        precision="conv")
+prepare_conv_transpose2d_weights = _op("prepare_conv_transpose2d_weights", DM, host=("weight_tensor",),
+                                       compute_config="compute_config", precision="conv")
+prepare_conv_transpose2d_bias = _op("prepare_conv_transpose2d_bias", DM, host=("bias_tensor",),
+                                    compute_config="compute_config", precision="conv")
 
 UNARY = {"relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu, "sqrt": sqrt,
          "neg": neg}

@@ -11,6 +11,7 @@ from typing import Iterable, Literal, Sequence
 import torch.fx
 
 from ..errors import LoweringError
+from ..precision import DEFAULT_PRECISION
 from .capture import CapturedProgram
 from .ir import HostOp, OpKind, ProgramSignature, TensorSpec, TTNNOp, aten_name, is_aten, source_module
 from .printer import format_program
@@ -74,7 +75,8 @@ def verify(gm: torch.fx.GraphModule, name: str) -> None:
 
 
 def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs: Sequence[TensorSpec | None],
-                   invariant_inputs: Sequence[str] = ()):
+                   invariant_inputs: Sequence[str] = (), precision: str = DEFAULT_PRECISION):
+    from ..passes.assign_compute_configs import AssignComputeConfigs
     from ..passes.assign_layouts import AssignLayouts
     from ..passes.canonicalize import Canonicalize
     from ..passes.decompose import Decompose
@@ -105,8 +107,8 @@ def default_passes(dtype: str, input_specs: dict[str, TensorSpec], output_specs:
         ConvTranspose1dToConvTranspose2d(dtype), SinkLayoutConversions(), LowerBatchNorm(),
         SplitConcatLinear(invariant_inputs), FuseAttention(),
         LowerLinear(), LowerLayerNorm(), LowerEmbedding(), LowerKVCache(), LowerMatmul(), LowerSoftmax(),
-        FuseBinaryActivations(), FuseBinaryOutputActivation(), LowerElementwise(), LowerDataMovement(), InsertHostFallbacks(),
-        AssignLayouts(dtype, input_specs, output_specs),
+        FuseBinaryActivations(), FuseBinaryOutputActivation(), LowerElementwise(), LowerDataMovement(),
+        InsertHostFallbacks(), AssignLayouts(dtype, input_specs, output_specs), AssignComputeConfigs(precision),
     ]
     if invariant_inputs:  # a step program: per-utterance work moves into its prologue
         passes.append(HoistInvariants(invariant_inputs))
@@ -129,7 +131,7 @@ def _io_specs(gm: torch.fx.GraphModule) -> tuple[dict[str, TensorSpec], list[Ten
 def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[str, TensorSpec],
                   output_specs: Sequence[TensorSpec | None] = (), dump_dir: Path | None = None,
                   print_after: Iterable[str] | Literal["all"] = (), passes: Sequence | None = None,
-                  invariant_inputs: Sequence[str] = ()) -> LoweredProgram:
+                  invariant_inputs: Sequence[str] = (), precision: str = DEFAULT_PRECISION) -> LoweredProgram:
     """Run the pass pipeline on a captured program.  With ``invariant_inputs`` (a step program), the work that
     depends only on those inputs is split off into ``LoweredProgram.prologue``."""
     from ..passes.fold_constants import prune_constants
@@ -137,7 +139,8 @@ def lower_program(captured: CapturedProgram, *, dtype: str, input_specs: dict[st
     from .printer import render_graph
 
     t0 = time.perf_counter()
-    pipeline = passes if passes is not None else default_passes(dtype, input_specs, output_specs, invariant_inputs)
+    pipeline = passes if passes is not None else default_passes(dtype, input_specs, output_specs, invariant_inputs,
+                                                                precision)
     pm = PassManager(pipeline, dump_dir=dump_dir, print_after=print_after, render=render_graph, program=captured.name)
     result = pm(captured.graph_module)
     gm = result.graph_module

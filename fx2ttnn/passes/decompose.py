@@ -2,12 +2,15 @@
 
 Input:   canonical ATen graph.
 Output:  ``linalg_vector_norm(x, 2, dims, keepdim)`` → ``sqrt(sum(x * x, dims, keepdim))``;
-         ``clamp_min(x, c)`` → ``where(x >= c, x, c)``; ``rsub(x, c)`` → ``mul(sub(x, c), -1)``;
+         ``clamp_min(x, c)`` → ``where(x < c, c, x)`` (a NaN x stays NaN, x == c keeps x's sign of zero, as
+         ``clamp_min`` does); ``rsub(x, c)`` → ``add(neg(x), c)`` (``(x - c) * -1`` would turn c - c into -0.0);
          ``squeeze``/``unsqueeze``/``flatten`` → ``view`` (reshape); ``t``/``permute`` of rank ≤ 2 → ``transpose``.
-Leaves alone: norms of other orders, ``rsub`` with ``alpha != 1`` and every op not listed (they stay for the
-         lowering or a fallback).
+Leaves alone: norms of other orders, ``clamp_min`` with a NaN bound, ``rsub`` with ``alpha != 1`` and every op
+         not listed (they stay for the lowering or a fallback).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.fx
@@ -23,7 +26,7 @@ class Decompose(FxPass):
     name = "decompose"
 
     def call(self, gm: torch.fx.GraphModule) -> PassResult:
-        stats = {"vector_norm": 0, "clamp_min": 0, "rsub": 0, "view": 0, "transpose": 0}
+        stats = {"vector_norm": 0, "clamp_min": 0, "rsub": 0, "view": 0, "transpose": 0, "clamp_min_declined": 0}
         g = gm.graph
         for node in aten_nodes(gm):
             t = node.target
@@ -40,15 +43,20 @@ class Decompose(FxPass):
                     stats["vector_norm"] += 1
                 elif t is aten.clamp_min.default:
                     x, c = node.args
-                    ge = g.call_function(aten.ge.Scalar, (x, c))
-                    ge.meta["val"] = torch.empty_like(val(x), dtype=torch.bool)
-                    new = g.call_function(aten.where.ScalarOther, (ge, x, c))
+                    if math.isnan(c):  # clamp_min(x, nan) is nan everywhere: not worth an op form
+                        node.meta.setdefault("lowering_note", f"{self.name} declined: clamp_min with a NaN bound")
+                        stats["clamp_min_declined"] += 1
+                        continue
+                    # x < c is false for a NaN x and for x == c, so x itself comes through (NaN, -0.0 kept)
+                    lt = g.call_function(aten.lt.Scalar, (x, c))
+                    lt.meta["val"] = torch.empty_like(val(x), dtype=torch.bool)
+                    new = g.call_function(aten.where.ScalarSelf, (lt, c, x))
                     stats["clamp_min"] += 1
                 elif t is aten.rsub.Scalar and (node.args[2:] or [node.kwargs.get("alpha", 1)])[0] == 1:
                     x, c = node.args[0], node.args[1]
-                    d = g.call_function(aten.sub.Tensor, (x, c))
-                    d.meta["val"] = val(node)
-                    new = g.call_function(aten.mul.Tensor, (d, -1))
+                    neg = g.call_function(aten.neg.default, (x,))  # c - x is c + (-x) in IEEE arithmetic
+                    neg.meta["val"] = val(node)
+                    new = g.call_function(aten.add.Tensor, (neg, c))
                     stats["rsub"] += 1
                 elif t in _TO_VIEW:
                     new = g.call_function(aten.view.default, (node.args[0], list(val(node).shape)))

@@ -6,8 +6,10 @@ Output:  each matched site is a fused QKV (or Q) ``aten.linear`` with weights co
          ``softmax`` of a matched site remains.  Stats count matched sites per kind (``encoder_self``,
          ``decoder_self``, ``decoder_cross``) and ``unmatched`` sites.
          ``graph_module.meta["attention"]`` records the per-kind counts and every SpeechT5Attention site that
-         was not rewritten, with the reason (a declined check, or no pattern matched): ``tts.report()`` lists
-         those as errors — the site still runs, through the generic matmul/softmax lowering.
+         was not rewritten, with the reason (a declined check, or no pattern matched); the ``unmatched`` stat
+         counts them (``fx2ttnn dump``).  Such a site still runs on the device, through the generic
+         matmul/softmax/``lower_kv_cache`` lowering: e.g. a head dim that is not a multiple of 32, which the
+         fused head-split and SDPA ops cannot take (tests/e2e/test_fuzz_hf.py covers those against HF).
 Leaves alone: attention of other module types (other models), sites whose checks decline.
 """
 from __future__ import annotations

@@ -4,8 +4,10 @@ Input:   ATen graph (after ``decompose``).
 Output:  one ttnn op per ATen op, by table: add/sub/mul/div (tensor or scalar ``b``; a scalar ``a`` of an
          add/mul is commuted), relu/gelu/tanh/sigmoid/leaky_relu/sqrt/neg, ge/gt/lt, ``where`` (tensor or
          scalar branches), ``sum`` over dims.  gelu keeps its variant (``Accurate`` is exact erf GELU, HF's
-         ``hidden_act="gelu"``).  An in-place ``add_`` on a program input (the decode step's position
-         increment) becomes ``ttnn.add(a, b, output_tensor=a)``.
+         ``hidden_act="gelu"``).  An in-place ``add_(x, 1)`` on a program input (the decode step's position
+         increment) becomes ``ttnn.plus_one(x)``, as tt-metal's decode loops advance their int32 ROW_MAJOR position
+         tensor (ttnn 0.81.1 refuses ``ttnn.add(x, 1, output_tensor=x)`` on a ROW_MAJOR ``x``); another in-place
+         ``add_`` on a program input becomes ``ttnn.add(a, b, output_tensor=a)`` (the contract check then decides).
 Leaves alone: ``alpha != 1`` adds/subs, scalar-first sub/div, in-place ops on intermediates (canonicalize
          made those functional) and anything not in the tables.
 """
@@ -71,7 +73,10 @@ class LowerElementwise(FxPass):
                     key = "sum"
                 elif t in INPLACE and node.args[0].op == "placeholder":
                     a, b = node.args[0], node.args[1]
-                    new = ttnn_call(gm.graph, INPLACE[t], (a, b), {"output_tensor": a}, like=node)
+                    if isinstance(b, numbers.Integral) and not isinstance(b, bool) and b == 1:
+                        new = ttnn_call(gm.graph, ops.plus_one, (a,), like=node)
+                    else:
+                        new = ttnn_call(gm.graph, INPLACE[t], (a, b), {"output_tensor": a}, like=node)
                     key = "inplace"
             if new is None:
                 continue

@@ -4,7 +4,9 @@ Input:   ATen graph with ``aten.index_copy_(cache, 2, pos, new)`` where ``cache`
          ``[B, H, S, dh]`` (HF ``Cache.update`` on a preallocated cache), ``new`` is ``[B, H, 1, dh]`` and
          ``pos`` is the step's position (``position[:1]`` of the ``[B]`` position input, or that input).
 Output:  ``new`` reshaped to ``[1, B, H, dh]`` (same element order), moved to an L1 height-sharded memory
-         config of one ``(H padded to 32) x dh`` shard per user (OP_CONTRACT §6), then
+         config of one ``(H padded to 32) x (dh padded to 32)`` shard per user (OP_CONTRACT §6; ttnn 0.81.1
+         shards a TILE tensor in whole tiles, and paged_update_cache wants the shard as wide as the padded
+         row, so a head dim that is not a multiple of 32 is sharded at its padded width), then
          ``paged_update_cache(cache, x, update_idxs_tensor=position)``: the position stays a device tensor,
          so the step takes no host integer and can be captured in a ttnn trace.  The node's value is the
          updated cache (readers of the old ``index_copy_`` result read it after the write).
@@ -33,6 +35,10 @@ def position_source(pos: torch.fx.Node) -> torch.fx.Node:
     return pos
 
 
+def _tiles(n: int) -> int:
+    return -(-n // TILE) * TILE
+
+
 def height_sharded(rows: int, width: int, cores: int):
     return construct("create_sharded_memory_config", (rows, width),
                      core_grid=construct("CoreGrid", y=1, x=cores), strategy=Ref("ShardStrategy.HEIGHT"),
@@ -57,7 +63,7 @@ class LowerKVCache(FxPass):
             with g.inserting_before(node):
                 x = ttnn_call(g, ops.reshape, (new, [1, b, h, dh]), like=node)
                 set_val(x, (1, b, h, dh), val(new).dtype)
-                x = ttnn_call(g, ops.interleaved_to_sharded, (x, height_sharded(-(-h // TILE) * TILE, dh, b)), like=node)
+                x = ttnn_call(g, ops.interleaved_to_sharded, (x, height_sharded(_tiles(h), _tiles(dh), b)), like=node)
                 set_val(x, (1, b, h, dh), val(new).dtype)
                 upd = ttnn_call(g, ops.paged_update_cache, (cache, x), {"update_idxs_tensor": position}, like=node)
             replace(node, upd)

@@ -1,7 +1,7 @@
 """lower_layer_norm: ``aten.layer_norm`` over the last dim → ``ttnn.layer_norm`` with its epsilon, residual fused.
 
 Input:   ATen graph; gamma/beta as ``get_attr`` constants.
-Output:  ``layer_norm(add(a, b))`` where the add has no other use and does not broadcast (the transformer
+Output:  ``layer_norm(add(a, b))`` where the add has no other use and neither operand broadcasts (the transformer
          residual ``LN(x + sublayer(x))``) → ``ttnn.layer_norm(b, residual_input_tensor=a, epsilon=eps,
          weight=g[1, W], bias=b[1, W])`` (the op adds the residual before normalizing, OP_CONTRACT §5);
          any other last-dim ``layer_norm`` → ``ttnn.layer_norm(x, epsilon=eps, weight=..., bias=...)``.
@@ -41,7 +41,8 @@ def _check(gm: torch.fx.GraphModule, m: Match) -> str | None:
             return "gamma/beta are not constants"
     if "add" in m.nodes:
         a, b = m.inputs["a"], m.inputs["b"]
-        if not all(isinstance(t, torch.fx.Node) for t in (a, b)) or shape(a) != shape(b) != shape(x):
+        # the op adds residual_input_tensor without broadcasting: both operands must have the sum's shape
+        if not all(isinstance(t, torch.fx.Node) and shape(t) == shape(x) for t in (a, b)):
             return "residual add broadcasts"
     return None
 

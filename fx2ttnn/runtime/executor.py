@@ -26,7 +26,7 @@ import torch.fx
 
 from ..errors import GenerationError
 from ..lowering.abstract import resolve_arg, resolve_path
-from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, is_bind_time
+from ..lowering.ir import Construct, HostOp, OpKind, Ref, TensorSpec, TTNNOp, split_bind_time
 from .backend import Backend
 from .constants import ConstantPool, constant_keys
 
@@ -81,12 +81,8 @@ class BoundProgram:
         return target
 
     def _bind_constants(self, gm: torch.fx.GraphModule) -> None:
-        const: list[torch.fx.Node] = []
-        const_set: set[torch.fx.Node] = set()
-        for node in gm.graph.nodes:
-            if is_bind_time(node, const_set):
-                const.append(node)
-                const_set.add(node)
+        const, self._calls = split_bind_time(gm.graph)
+        const_set = set(const)
         self._constants = const_set
         # only what the per-call code reads gets a name (and a place in the pool); the rest is bind-time scratch
         named = [n for n in const if any(u not in const_set for u in n.users)]
@@ -142,7 +138,7 @@ class BoundProgram:
         return self._global("k", a)
 
     def _codegen(self, gm: torch.fx.GraphModule) -> str:
-        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n not in self._constants]
+        nodes = self._calls
         params = []
         for i, ph in enumerate(self.placeholders):
             self._names[ph] = f"a{i}"

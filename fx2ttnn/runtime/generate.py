@@ -179,9 +179,10 @@ def generate_speech(tts: "LoweredSpeechT5", input_ids: torch.Tensor, speaker_emb
     env.update(decode_state(tts, bsz, specs))
     env["position"] = upload(ttnn, device, specs["position"], torch.zeros(bsz, dtype=torch.int32))
     env["frame"] = upload(ttnn, device, specs["frame"], torch.zeros(bsz, 1, mel))
-    if tts.prenet_dropout:
+    if tts.prenet_dropout:  # a step input, or only the prologue's when all its per-step use was hoisted
+        in_specs = {**(step_variant.lowered.prologue.input_specs if step_variant.prologue else {}), **specs}
         for i, t in enumerate(dropout_tables(tts, seed)):
-            env[f"dropout_mask_{i}"] = upload(ttnn, device, specs[f"dropout_mask_{i}"], t)
+            env[f"dropout_mask_{i}"] = upload(ttnn, device, in_specs[f"dropout_mask_{i}"], t)
     setup_uploads = 2 + tts.prenet_dropout * cfg.speech_decoder_prenet_layers + 3  # + encoder ids/mask/speaker
     if step_variant.prologue is not None:
         pro = step_variant.prologue

@@ -2,6 +2,7 @@
 
     fx2ttnn bench [--text-len N] [--steps N] [--dtype float32|bfloat16] [--repeat R] [--json FILE]
                   [--model PATH_OR_ID] [--vocoder PATH_OR_ID] [--backend ...] [--device ...]
+                  [--precision P] [--numerics exact|device] [--emulation-cost]
 
 Both sides generate from the same random token ids and speaker embedding, prenet dropout off on both (HF's
 ``_consistent_dropout`` patched to identity for the HF run; ``prenet_dropout=False`` for fx2ttnn), stop threshold
@@ -19,6 +20,10 @@ timed with the faster of ``torch.addmm`` and the reference's split-K product.  I
 fx2ttnn generation, so the floor and the steps it is compared with see the same spell of a machine whose speed
 drifts (the same floor took 6.65 to 8.31 ms in runs minutes apart on the CI machine); the table gives the median
 sample and lowered ÷ floor, the JSON every sample (``floor_samples_ms``).
+
+``--emulation-cost`` adds one untimed warm-up and one timed generation of the same lowering with the reference
+emulating the device's math (``numerics="device"``, ``runtime/reference/numerics.py``); its rows give each stage's
+time and the ratio to the timed (exact-numerics) runs: what accuracy claims made with device numerics cost.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from ..precision import DEFAULT_PRECISION, PRECISIONS
 from .common import CliError, check_lowering_flags, load_pretrained, notice, positive_int, seed_int
 from .outputs import check_writable, write_text
 
@@ -63,9 +69,10 @@ class BenchResult:
     floor_ms: float
     floor_samples_ms: list[float] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
+    emulated: Side | None = None  # --emulation-cost: one generation with numerics="device" (the reference)
 
     def to_json(self) -> str:
-        return json.dumps({"schema_version": 1, **asdict(self)}, indent=2)
+        return json.dumps({"schema_version": 2, **asdict(self)}, indent=2)  # 2: precision, numerics, emulated
 
 
 FLOOR_REPEAT = 10  # timings per kernel in one floor sample (one sample per repeat, about 0.2 s)
@@ -199,7 +206,8 @@ def default_models(seed: int = 0) -> tuple[Any, Any]:
 
 def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, steps: int = 120,
               dtype: str = "float32", repeat: int = 3, backend: str = "reference", device: str | None = None,
-              seed: int = 0, stop_check_interval: int | None = None) -> BenchResult:
+              seed: int = 0, stop_check_interval: int | None = None, precision: str = DEFAULT_PRECISION,
+              numerics: str | None = None, emulation_cost: bool = False) -> BenchResult:
     from ..model import lower_model
 
     if steps < 1 or text_len < 1 or repeat < 1:
@@ -223,8 +231,10 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
 
     # lowered: lower_model, warm-up
     t = time.perf_counter()
+    max_steps = max(32, -(-(steps + 1) // 32) * 32)
     tts = lower_model(model, vocoder=vocoder, backend=backend, dtype=dtype, device=device, prenet_dropout=False,
-                      max_steps=max(32, -(-(steps + 1) // 32) * 32), stop_check_interval=stop_check_interval)
+                      max_steps=max_steps, stop_check_interval=stop_check_interval, precision=precision,
+                      numerics=numerics)
     tts.generate_speech(ids, speaker, **kw)  # warm-up; also lowers the frame-bucket variants
     lowered.lower_model_s = time.perf_counter() - t - tts.last_generation.seconds
     with peak_rss() as peak:  # a generation, lowering done, before any HF run leaves its heap behind
@@ -259,8 +269,20 @@ def run_bench(model: Any = None, vocoder: Any = None, *, text_len: int = 24, ste
         config={"text_len": text_len, "steps": steps, "dtype": dtype, "repeat": repeat,
                 "backend": tts.backend.description, "torch_threads": torch.get_num_threads(),
                 "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                "torch": torch.__version__, "stop_check_interval": tts.stop_check_interval, "trace": tts.trace},
+                "torch": torch.__version__, "stop_check_interval": tts.stop_check_interval, "trace": tts.trace,
+                "precision": precision, "numerics": tts.backend.numerics},
         hf=hf, lowered=lowered, floor_ms=floor, floor_samples_ms=floors)
+    if emulation_cost:  # the same programs with the reference emulating the device's math: one timed generation
+        emu = lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype, device=device,
+                          prenet_dropout=False, max_steps=max_steps, stop_check_interval=stop_check_interval,
+                          precision=precision, numerics="device")
+        emu.generate_speech(ids, speaker, **kw)  # lowers the frame-bucket variants, as the warm-up above
+        t = time.perf_counter()
+        wave = emu.generate_speech(ids, speaker, **kw)
+        s = emu.last_generation
+        res.emulated = Side()
+        _fill(res.emulated, [s.encoder_seconds], s.step_seconds, [s.postnet_seconds], [s.vocoder_seconds],
+              [time.perf_counter() - t], wave.numel() / sampling_rate)
     for k in ("encoder_ms", "step_ms_median", "step_ms_p90", "postnet_ms", "vocoder_ms", "end_to_end_s",
               "real_time_factor", "peak_rss_mb"):
         a, b = getattr(lowered, k), getattr(hf, k)
@@ -297,14 +319,24 @@ def format_table(res: BenchResult) -> str:
         ("decode step / floor", None, res.ratios["step_vs_floor"], None),
     ]
 
+    if res.emulated is not None:  # what numerics="device" costs, against the lowered column (same precision)
+        e, lo = res.emulated, res.lowered
+        rows += [(f"device numerics: {name}", None, getattr(e, k), getattr(e, k) / getattr(lo, k))
+                 for name, k in (("encoder (ms)", "encoder_ms"), ("decode step (ms)", "step_ms_median"),
+                                 ("postnet (ms)", "postnet_ms"), ("vocoder (ms)", "vocoder_ms"),
+                                 ("end to end (s)", "end_to_end_s"))]
+
     def cell(v: Any) -> str:
         if v is None:
             return "-"
         return f"{v:.3g}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
     c = res.config
-    head = (f"fx2ttnn bench: {c['steps']} decode steps, {c['text_len']} tokens, {c['dtype']}, {c['repeat']} repeat(s); "
-            f"{c['backend']}; torch {c['torch']} with {c['torch_threads']} threads")
+    head = (f"fx2ttnn bench: {c['steps']} decode steps, {c['text_len']} tokens, {c['dtype']}, precision "
+            f"{c['precision']}, {c['repeat']} repeat(s); {c['backend']}; torch {c['torch']} with "
+            f"{c['torch_threads']} threads")
+    if res.emulated is not None:
+        head += "\n(device numerics rows: one generation on the reference with numerics='device'; ratio = that / fx2ttnn)"
     lines = [head, f"{'':34s} {'HF eager':>10s} {'fx2ttnn':>10s} {'fx2ttnn/HF':>11s}"]
     for name, a, b, ratio in rows:
         lines.append(f"{name:34s} {cell(a):>10s} {cell(b):>10s} {cell(ratio):>11s}")
@@ -338,6 +370,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="torch device of the reference backend: cpu (default), cuda, cuda:N")
     p.add_argument("--stop-check-interval", type=positive_int, default=None, metavar="K",
                    help="decode steps between stop reads (default: lower_model's)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="precision policy of the lowering (default: %(default)s)")
+    p.add_argument("--numerics", choices=("exact", "device"), default=None,
+                   help="reference numerics of the timed runs (default: exact)")
+    p.add_argument("--emulation-cost", action="store_true",
+                   help="also time one generation with numerics='device' (rows 'device numerics: ...', ratio to the "
+                        "timed runs): what emulating the device's math costs")
     p.add_argument("--seed", type=seed_int, default=0, metavar="N",
                    help="seed for random weights and inputs (default: %(default)s)")
     p.set_defaults(func=run)
@@ -348,6 +387,8 @@ def run(args: argparse.Namespace) -> int:
     from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan
 
     check_lowering_flags(args)
+    if args.dtype == "float32" and (args.emulation_cost or args.numerics == "device"):
+        raise CliError("--dtype float32 is an exact, reference-only mode: device numerics need --dtype bfloat16")
     if args.json:
         check_writable(args.json, "--json")
     model = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model") if args.model else None
@@ -356,7 +397,8 @@ def run(args: argparse.Namespace) -> int:
         notice("no --model: default SpeechT5Config with random weights (timing only)")
     res = run_bench(model, vocoder, text_len=args.text_len, steps=args.steps, dtype=args.dtype, repeat=args.repeat,
                     backend=args.backend, device=args.device, seed=args.seed,
-                    stop_check_interval=args.stop_check_interval)
+                    stop_check_interval=args.stop_check_interval, precision=args.precision,
+                    numerics=args.numerics, emulation_cost=args.emulation_cost)
     print(format_table(res))
     if args.json:
         write_text(args.json, res.to_json() + "\n")

@@ -5,6 +5,7 @@
     fx2ttnn compare [--program P] [--dtype ...] [--steps N]
     fx2ttnn export --out DIR [--program P]
     fx2ttnn bench [--text-len N] [--steps N] [--dtype ...] [--repeat R] [--json FILE]
+    fx2ttnn conformance [--config default|non-default] [--dtype ...] [--json FILE]
 
 Each subcommand lives in its own module under ``fx2ttnn.tools`` exposing ``add_parser(subparsers)``, which
 registers its argparse subparser with ``func=run`` (``run(args) -> int``).  ``main`` turns user errors
@@ -19,11 +20,11 @@ from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import Fx2TTNNError
-from . import bench, compare, dump, export, synth
+from . import bench, compare, conformance, dump, export, synth
 from .outputs import OutputPathError
 from .common import CliError, one_line
 
-SUBCOMMANDS = (synth, dump, compare, export, bench)
+SUBCOMMANDS = (synth, dump, compare, export, bench, conformance)
 EXIT_USER_ERROR = 2
 
 

@@ -2,7 +2,10 @@
 
     fx2ttnn compare [--program encoder|decoder_step|postnet|vocoder|all] [--dtype float32|bfloat16] [--steps N]
                     [--threshold PCC] [--atol X] [--text-len N] [--seed N] [--model PATH_OR_ID]
-                    [--vocoder PATH_OR_ID] [--json FILE]
+                    [--vocoder PATH_OR_ID] [--json FILE] [--precision P] [--numerics exact|device] [--stages]
+
+``--stages`` reports one PCC per stage instead (``tools/stages.py``); ``--precision`` / ``--numerics`` choose the
+lowering's policy and the reference's math (``--numerics device`` emulates the device's, as accuracy claims do).
 
 Both sides generate from the same seeded token ids and speaker embedding (``bench``'s inputs), prenet dropout
 off on both (HF's ``_consistent_dropout`` patched to identity during the HF run; ``prenet_dropout=False``), a
@@ -54,11 +57,13 @@ from torch import nn
 from ..accuracy import OP_ATOL, min_pcc, pcc
 from ..errors import UnsupportedModelError
 from .. import options
+from ..precision import DEFAULT_PRECISION, PRECISIONS
 from .common import CliError, load_pretrained, notice, positive_int, seed_int
 from .outputs import check_writable, write_text
 
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 DTYPES = ("float32", "bfloat16")
+NUMERICS = ("exact", "device")
 # the project's PCC thresholds (fx2ttnn/accuracy.py): float32 programs match HF to rounding
 DEFAULT_THRESHOLDS = {d: min_pcc(d) for d in DTYPES}
 # values this small (the r stop probabilities of a step) are judged by max abs error instead: a correlation over
@@ -585,11 +590,11 @@ def tapped(tts: Any, taps: dict[tuple[str, tuple[int, ...]], dict[str, set[torch
 def compare_model(model: nn.Module, vocoder: nn.Module | None = None, *, dtype: str = "float32", steps: int = 4,
                   text_len: int = 24, seed: int = 0, programs: Iterable[str] | None = None,
                   threshold: float | None = None, atol: float | None = None, detail: bool = False,
-                  tts: Any = None) -> CompareReport:
+                  tts: Any = None, precision: str = DEFAULT_PRECISION, numerics: str = "exact") -> CompareReport:
     """Run HF eager and the lowered programs on the same inputs; one row per compared value (see module doc).
 
     ``tts``: an existing ``LoweredSpeechT5`` of ``model`` (reference backend, ``prenet_dropout=False``) to reuse;
-    by default the model is lowered here with ``dtype``.  ``programs``: a subset of PROGRAMS (default all; every
+    by default the model is lowered here with ``dtype``, ``precision`` and ``numerics``.  ``programs``: a subset of PROGRAMS (default all; every
     program still runs, only the selected ones are tapped and compared).  ``detail``: also each layer's attention
     and feed-forward blocks.
     """
@@ -644,7 +649,8 @@ def compare_model(model: nn.Module, vocoder: nn.Module | None = None, *, dtype: 
         from .. import model as model_module
         max_steps = max(32, -(-(steps + 1) // 32) * 32)
         tts = model_module.lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype,
-                                       max_steps=max_steps, prenet_dropout=False, keep_host_weights=True)
+                                       max_steps=max_steps, prenet_dropout=False, keep_host_weights=True,
+                                       precision=precision, numerics=numerics)
     bucket = s5.bucket_for(text_len, tts.text_buckets, "text length")
     fb = s5.frame_bucket(steps * r)
     keys = {"encoder": (1, bucket), "decoder_step": (1, bucket), "postnet": (1, fb), "vocoder": (1, fb)}
@@ -742,8 +748,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="encoder, decoder_step, postnet, vocoder or all (default: %(default)s); every program runs, "
                         "only the selected ones are compared")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="lowered dtype (default: %(default)s)")
-    p.add_argument("--steps", type=positive_int, default=4, metavar="N",
-                   help="decode steps compared (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                   help="decode steps compared (default: 4; 125 with --stages)")
     p.add_argument("--threshold", type=float, default=None, metavar="PCC",
                    help="minimum PCC (default: 0.9999 for float32, 0.99 for bfloat16)")
     p.add_argument("--atol", type=float, default=None, metavar="X",
@@ -760,6 +766,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="SpeechT5HifiGan checkpoint (default: default config, seeded random weights)")
     p.add_argument("--detail", action="store_true",
                    help="also compare each layer's attention and feed-forward blocks")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="precision policy of the lowering (fx2ttnn/precision.py; default: %(default)s)")
+    p.add_argument("--numerics", choices=NUMERICS, default=None,
+                   help="reference numerics: exact (float32 math) or device (emulated fidelity and accumulation); "
+                        "default: exact, and device with --stages")
+    p.add_argument("--stages", action="store_true",
+                   help="instead of per-module rows: PCC per stage (encoder, decoder step, spectrogram, postnet, "
+                        "vocoder, waveform) and the decode step's weight bytes (fx2ttnn/tools/stages.py); "
+                        "--steps defaults to 125 here")
     p.add_argument("--json", metavar="FILE", default=None,
                    help="also write the report as JSON (missing parent directories are created)")
     p.set_defaults(func=run)
@@ -776,6 +791,11 @@ def run(args: argparse.Namespace) -> int:
         check_threshold(args.threshold)
     if args.atol is not None:
         check_atol(args.atol)
+    if args.steps is None:
+        args.steps = 125 if args.stages else 4
+    numerics = args.numerics or ("device" if args.stages else "exact")
+    if args.dtype == "float32" and numerics == "device":
+        raise CliError("--dtype float32 is an exact, reference-only mode: use --numerics exact (or --dtype bfloat16)")
     if args.json:
         check_writable(args.json, "--json")
     model = load_pretrained(SpeechT5ForTextToSpeech, args.model, "model") if args.model else None
@@ -796,9 +816,18 @@ def run(args: argparse.Namespace) -> int:
     if vocoder.config.model_in_dim != model.config.num_mel_bins:
         raise CliError(f"the vocoder takes {vocoder.config.model_in_dim} mel bins but the model makes "
                        f"{model.config.num_mel_bins}")
+    if args.stages:
+        from .stages import stage_accuracy
+        stages = stage_accuracy(model, vocoder, dtype=args.dtype, precision=args.precision, numerics=numerics,
+                                steps=args.steps, text_len=args.text_len, seed=args.seed)
+        print(stages.format())
+        if args.json:
+            write_text(args.json, json.dumps({"schema_version": 1, "kind": "stages", **stages.to_dict()}, indent=2)
+                       + "\n")
+        return 0
     report = compare_model(model, vocoder, dtype=args.dtype, steps=args.steps, text_len=args.text_len,
                            seed=args.seed, programs=programs, threshold=args.threshold, atol=args.atol,
-                           detail=args.detail)
+                           detail=args.detail, precision=args.precision, numerics=numerics)
     print(report.header())
     print(report.format_table())
     print(report.summary())

@@ -39,8 +39,8 @@ none), the program tables and the summary; json prints one ``dump`` document; do
 with ``--diff`` only the diff is printed.  With ``--out``, ``--print-after`` defaults to ``all`` and stdout
 gets the summary.  Errors (unknown program or pass, unwritable ``--out``) are one ``error:`` line, exit 2.
 
-JSON schema (``JSON_SCHEMA``, JSON Schema 2020-12 subset; ``schema_version`` 1; keys are stable, new keys
-only with a new version).  Every document has ``schema_version`` and ``kind``:
+JSON schema (``JSON_SCHEMA``, JSON Schema 2020-12 subset; ``schema_version`` 2; keys are stable, new keys
+only with a new version; 2 added ``compute_configs`` and ``precision``).  Every document has ``schema_version`` and ``kind``:
 
 - ``kind: "pass"`` (``NNN_<pass>.json``): ``program``, ``variant`` ([batch, bucket]), ``pass`` (a pass
   record: ``index``, ``name``, ``stats`` {name: count}, ``nodes_before`` (null for captured),
@@ -48,8 +48,8 @@ only with a new version).  Every document has ``schema_version`` and ``kind``:
 - ``kind: "program"`` (``program.json``): ``program``, ``variant``, ``inputs`` [{``name``, ``spec``}],
   ``outputs`` [{``name``, ``value``, ``spec``}], ``mutated_inputs``, ``stats`` (program stats),
   ``graph`` (with phases), ``prologue`` (a program document or null);
-- ``kind: "summary"`` (``summary.json``): ``model``, ``backend``, ``dtype``, ``max_steps``,
-  ``prenet_dropout``, ``definitions`` {key: meaning}, ``programs`` [{``program``, ``variant``, ``stats``,
+- ``kind: "summary"`` (``summary.json``): ``model``, ``backend``, ``dtype``, ``precision`` (the policy),
+  ``max_steps``, ``prenet_dropout``, ``definitions`` {key: meaning}, ``programs`` [{``program``, ``variant``, ``stats``,
   ``passes`` [pass records], ``lowering_seconds``, ``prologue`` ({``program``, ``stats``} or null)}],
   ``per_decode_step`` ({``program``, ``variant``, ``ops``, ``transfers``, ``host_ops``,
   ``constant_read_bytes``, ``prologue_ops_per_utterance``} or null);
@@ -68,7 +68,8 @@ only with a new version).  Every document has ``schema_version`` and ``kind``:
 ``bind_time_ops``, ``host_fallbacks`` [{``op``, ``module``, ``reason``, ``node``}], ``transfers``
 [{``node``, ``op``, ``direction``, ``module``, ``spec``, ``nbytes``}], ``weight_bytes``, ``constant_bytes``,
 ``per_call_read_bytes``, ``longest_chain`` {``length``, ``nodes``}, ``modules`` [{``module``,
-``ops_per_call``, ``feeds``}].
+``ops_per_call``, ``feeds``}], ``compute_configs`` [{``class`` (``fx2ttnn/precision.py``), ``config`` (its
+compute kernel config and weight dtype, in words), ``ops`` (per-call ops with it)}].
 """
 from __future__ import annotations
 
@@ -86,12 +87,13 @@ from typing import Any, Callable, Iterable, Sequence
 import torch.fx
 
 from ..lowering.printer import format_table, graph_dict, render_graph, spec_dict, to_dot
+from ..precision import DEFAULT_PRECISION, PRECISIONS, describe_policy
 from ..passes.pass_manager import DumpFormat, DumpSettings, PassDump, dump_settings
 from . import graph_analysis as ga
 from .common import CliError, check_lowering_flags, load_models, notice, seed_int, step_count
 from .outputs import check_out_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: program stats "compute_configs", summary "precision"
 PROGRAMS = ("encoder", "decoder_step", "postnet", "vocoder")
 FORMATS = ("text", "json", "dot")
 SUFFIX = {"text": "txt", "json": "json", "dot": "dot"}
@@ -154,7 +156,8 @@ JSON_SCHEMA: dict[str, Any] = {
             "weight_bytes": _I, "constant_bytes": _I, "per_call_read_bytes": _I, "peak_device_bytes": _I,
             "deallocations_per_call": _I,
             "longest_chain": _obj({"length": _I, "nodes": _arr(_S)}),
-            "modules": _arr(_obj({"module": _S, "ops_per_call": _I, "feeds": _arr(_S)}))}),
+            "modules": _arr(_obj({"module": _S, "ops_per_call": _I, "feeds": _arr(_S)})),
+            "compute_configs": _arr(_obj({"class": _S, "config": _S, "ops": _I}))}),
         "pass_doc": _obj({**_HEAD, "kind": {"const": "pass"}, "program": _S, "variant": _arr(_I),
                           "pass": _ref("pass_record"), "graph": _ref("graph")}),
         "program_doc": _obj({**_HEAD, "kind": {"const": "program"}, "program": _S, "variant": _arr(_I),
@@ -164,7 +167,8 @@ JSON_SCHEMA: dict[str, Any] = {
                              "mutated_inputs": _arr(_S), "stats": _ref("program_stats"), "graph": _ref("graph"),
                              "prologue": {"oneOf": [{"type": "null"}, _ref("program_doc")]}}),
         "summary_doc": _obj({
-            **_HEAD, "kind": {"const": "summary"}, "model": _S, "backend": _S, "dtype": _S, "max_steps": _I,
+            **_HEAD, "kind": {"const": "summary"}, "model": _S, "backend": _S, "dtype": _S, "precision": _S,
+            "max_steps": _I,
             "prenet_dropout": _B, "definitions": {"type": "object", "additionalProperties": _S},
             "programs": _arr(_obj({"program": _S, "variant": _arr(_I), "stats": _ref("program_stats"),
                                    "passes": _arr(_ref("pass_record")), "lowering_seconds": _N,
@@ -286,7 +290,7 @@ def summarize(tts: Any, *, model: str = "") -> dict[str, Any]:
                     "constant_read_bytes": stats["per_call_read_bytes"],
                     "prologue_ops_per_utterance": prologue["stats"]["ops_per_call"] if prologue else 0}
     return {"schema_version": SCHEMA_VERSION, "kind": "summary", "model": model, "backend": tts.backend.description,
-            "dtype": tts.dtype, "max_steps": tts.max_steps, "prenet_dropout": tts.prenet_dropout,
+            "dtype": tts.dtype, "precision": tts.precision, "max_steps": tts.max_steps, "prenet_dropout": tts.prenet_dropout,
             "definitions": dict(DEFINITIONS), "programs": programs, "per_decode_step": step}
 
 
@@ -321,6 +325,8 @@ def _stats_lines(name: str, st: dict[str, Any], indent: str = "  ") -> list[str]
     for t in st["transfers"]:
         lines.append(f"{indent}transfer per call: %{t['node']} {t['op']} {t['direction']} {t['spec']} "
                      f"({_mib(t['nbytes'])}){' in ' + t['module'] if t['module'] else ''}")
+    lines += _wrap("compute kernel configs: ", [f"{c['class']} x{c['ops']} ({c['config']})"
+                                              for c in st["compute_configs"]], indent)
     lines += _wrap("ops per call by HF module: ",
                    [f"{m['module'] or '(no module)'} x{m['ops_per_call']}" for m in st["modules"]], indent)
     return lines
@@ -330,7 +336,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The text form of a summary document."""
     s = summary
     lines = [f"fx2ttnn dump summary: {s['model'] or 'model'}; backend {s['backend']}; dtype {s['dtype']}; "
-             f"max_steps {s['max_steps']}; prenet dropout {'on' if s['prenet_dropout'] else 'off'}"]
+             f"precision {s['precision']}; max_steps {s['max_steps']}; "
+             f"prenet dropout {'on' if s['prenet_dropout'] else 'off'}",
+             f"precision policy {s['precision']!r} (fx2ttnn/precision.py), per op class:"]
+    lines += ["  " + line for line in describe_policy(s["precision"])]
     for p in s["programs"]:
         lines.append("")
         lines += _stats_lines(f"[{p['program']} {'x'.join(map(str, p['variant']))}]", p["stats"])
@@ -377,19 +386,20 @@ class DumpResult:
 
 
 def _open(model: Any, vocoder: Any, *, backend: str, dtype: str, max_steps: int | None, prenet_dropout: bool,
-          dump_dir: Path | None) -> Any:
+          dump_dir: Path | None, precision: str = DEFAULT_PRECISION) -> Any:
     """A ``LoweredSpeechT5`` with nothing lowered yet (``lower_model(programs=())``: its checks, no programs)."""
     from ..model import lower_model
 
     return lower_model(model, vocoder=vocoder, backend=backend, dtype=dtype, max_steps=max_steps,
-                       prenet_dropout=prenet_dropout, dump_dir=dump_dir, programs=(), keep_host_weights=True)
+                       prenet_dropout=prenet_dropout, dump_dir=dump_dir, programs=(), keep_host_weights=True,
+                       precision=precision)
 
 
 def dump_model(model: Any, vocoder: Any = None, *, out: str | Path | None = None, fmt: str = "text",
                programs: Iterable[str] = PROGRAMS, passes: Iterable[str] | str | None = "all",
                diff: tuple[str, str] | None = None, backend: str = "reference", dtype: str = "bfloat16",
                max_steps: int | None = None, prenet_dropout: bool = True, model_label: str = "",
-               keep: Callable[[str, str], bool] | None = None) -> DumpResult:
+               keep: Callable[[str, str], bool] | None = None, precision: str = DEFAULT_PRECISION) -> DumpResult:
     """Lower ``programs`` of ``model`` (+ ``vocoder``) with per-pass dumps; write them and the program and
     summary files under ``out`` (nothing written when ``out`` is None).
 
@@ -418,7 +428,7 @@ def dump_model(model: Any, vocoder: Any = None, *, out: str | Path | None = None
     file_render = (lambda gm, d: json.dumps(render["json"](gm, d), indent=1) + "\n") if fmt == "json" else render[fmt]
     settings = DumpSettings((DumpFormat(suffix, file_render, result.files.append),), selected, observe)
     tts = _open(model, vocoder, backend=backend, dtype=dtype, max_steps=max_steps, prenet_dropout=prenet_dropout,
-                dump_dir=out_dir)
+                dump_dir=out_dir, precision=precision)
     result.tts = tts
     with dump_settings(settings):
         for name in programs:
@@ -488,6 +498,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, default="bfloat16", help="weights and activations (default: %(default)s)")
     p.add_argument("--max-steps", type=step_count, default=None, metavar="N",
                    help="decode steps the KV cache holds, a multiple of 32 (default: lower_model's, 1024)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="precision policy: the compute kernel config of every op that takes one (default: "
+                        "%(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default="reference",
                    help="what the programs are bound to (binding uploads the weights; nothing runs). "
                         "Default: reference")
@@ -531,7 +544,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = dump_model(model, vocoder, out=out, fmt=fmt, programs=programs, passes=passes,
                          diff=tuple(args.diff) if args.diff else None, backend=args.backend, dtype=args.dtype,
-                         max_steps=args.max_steps, model_label=label, keep=keep)
+                         max_steps=args.max_steps, model_label=label, keep=keep, precision=args.precision)
     except OSError as e:  # writing the dump (e.g. a read-only file system, disk full)
         if out is None:
             raise

@@ -15,7 +15,7 @@ program's constant subgraph once (weight uploads, ``prepare_conv_weights`` ...) 
 parameters; ``run(device, params, <inputs>)`` is the rest of the graph as straight-line code, one ttnn call
 per statement, variables named after the HF module each node came from, ``# <HF module>`` comments, ttnn
 enums and constructors spelled out (``ttnn.TILE_LAYOUT``, ``ttnn.UnaryWithParam(...)``), in-place ops
-(KV-cache updates, ``position += 1``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
+(KV-cache updates, ``ttnn.plus_one(position)``) as statements, host fallbacks (if any) as plain torch calls.  ``main``
 opens device 0, loads the parameters, uploads the example inputs, runs, prints the output shapes and, with
 ``--check``, compares with the expected outputs (PCC).  The script imports ``ttnn``; ``FX2TTNN_TTNN=reference``
 (or ``--reference``) swaps in fx2ttnn's reference implementation of the ttnn API — the only place a script
@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.fx
 
+from ..precision import DEFAULT_PRECISION, PRECISIONS
 from .common import CliError, check_lowering_flags, load_models, one_line, seed_int, step_count
 from .outputs import check_out_dir, write_atomic
 
@@ -77,6 +78,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="weights and activations dtype (default: %(default)s)")
     p.add_argument("--max-steps", type=step_count, default=None, metavar="N",
                    help="decode steps the decoder_step KV cache holds (multiple of 32; default: lower_model's, 1024)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="precision policy: the compute kernel configs and large-linear weight dtype "
+                        "(fx2ttnn/precision.py; default: %(default)s)")
     p.add_argument("--seed", type=seed_int, default=0, metavar="N",
                    help="seed for random weights and the example inputs (default: %(default)s)")
     p.set_defaults(func=run)
@@ -108,12 +112,13 @@ def prepare_out_dir(out: str) -> Path:
     return path
 
 
-def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | None, names: Iterable[str]):
+def lower_programs(model: Any, vocoder: Any, *, dtype: str, max_steps: int | None, names: Iterable[str],
+                   precision: str = DEFAULT_PRECISION):
     """``lower_model`` on the reference backend, lowering only the default variants of ``names`` and keeping the
     host weights (they are what the weights file holds)."""
     from ..model import lower_model
     return lower_model(model, vocoder=vocoder, backend="reference", dtype=dtype, max_steps=max_steps,
-                       programs=list(names), keep_host_weights=True)
+                       programs=list(names), keep_host_weights=True, precision=precision)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         print(f"lowering {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        tts = lower_programs(model, vocoder, dtype=args.dtype, max_steps=args.max_steps, names=[name])
+        tts = lower_programs(model, vocoder, dtype=args.dtype, max_steps=args.max_steps, names=[name],
+                             precision=args.precision)
         variant = tts.variant(name, tts.default_key(name))
         exported = export_variant(tts, variant, out, source=source, seed=args.seed)
         written.append(exported)
@@ -229,7 +235,7 @@ def export_variant(tts: Any, variant: Any, out: Path, *, source: str, seed: int)
     name = variant.name
     lowered = variant.lowered
     script = ScriptWriter(lowered, program=name, key=variant.key, dtype=tts.dtype, max_steps=tts.max_steps,
-                          source=source)
+                          source=source, precision=tts.precision)
     code = script.render()
     compile(code, f"{name}.py", "exec")  # the exporter's own sanity check
     tensors = example_inputs(tts, variant, seed)
@@ -415,21 +421,13 @@ class _Graph:
 
     @classmethod
     def of(cls, gm: torch.fx.GraphModule) -> "_Graph":
-        from ..lowering.ir import is_bind_time
-        const: set[torch.fx.Node] = set()
-        constants, nodes, placeholders = [], [], []
-        output = None
+        from ..lowering.ir import split_bind_time
+        constants, nodes = split_bind_time(gm.graph)
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        output = next(n for n in gm.graph.nodes if n.op == "output")
+        listed = set(constants) | set(nodes) | set(placeholders) | {output}
         for n in gm.graph.nodes:
-            if n.op == "placeholder":
-                placeholders.append(n)
-            elif n.op == "output":
-                output = n
-            elif is_bind_time(n, const):
-                const.add(n)
-                constants.append(n)
-            elif n.op == "call_function":
-                nodes.append(n)
-            else:
+            if n not in listed:
                 raise ExportError(f"cannot export node {n.name} ({n.op})")
         return cls(gm, placeholders, constants, nodes, output)
 
@@ -437,8 +435,10 @@ class _Graph:
 class ScriptWriter:
     """Writes a lowered program (and its prologue) as a standalone script; see the module docstring."""
 
-    def __init__(self, lowered: Any, *, program: str, key: tuple[int, ...], dtype: str, max_steps: int, source: str):
+    def __init__(self, lowered: Any, *, program: str, key: tuple[int, ...], dtype: str, max_steps: int, source: str,
+                 precision: str = DEFAULT_PRECISION):
         self.lowered = lowered
+        self.precision = precision
         self.program = _checked_ident(program, "program name")
         self.key = tuple(int(k) for k in key)
         self.dtype = dtype
@@ -450,6 +450,13 @@ class ScriptWriter:
         self._wkeys, self._pkeys = Keys(), Keys()
         self.step = _Graph.of(lowered.graph_module)
         self.pro = _Graph.of(lowered.prologue.graph_module) if lowered.prologue is not None else None
+        # compute kernel configs: made once in load_parameters, read from the parameters by every call
+        self._configs: dict[Any, str] = {}
+        for g in [self.step] + ([self.pro] if self.pro else []):
+            for n in g.gm.graph.nodes:
+                for v in n.kwargs.values():
+                    if _is_compute_config(v) and v not in self._configs:
+                        self._configs[v] = _config_key(v)
         # parameter keys: the step program's first (its names stay clean), then the prologue's
         self._param_key: dict[torch.fx.Node, str] = {}
         self._weight_key: dict[torch.fx.Node, str] = {}
@@ -580,11 +587,15 @@ class ScriptWriter:
         if isinstance(a, torch.fx.Node):
             return names[a]
         if isinstance(a, Ref):
-            return "device" if a.path == "device" else f"ttnn.{_checked_path(a.path, 'ttnn attribute')}"
+            if a.path == "device":
+                return "device"
+            if a.path == "device.arch()":
+                return "device.arch()"
+            return f"ttnn.{_checked_path(a.path, 'ttnn attribute')}"
         if isinstance(a, Construct):
-            parts = [self._expr(x, names) for x in a.args] + [f"{_checked_ident(k, 'keyword argument')}="
-                                                              f"{self._expr(v, names)}" for k, v in a.kwargs]
-            return f"ttnn.{_checked_path(a.path, 'ttnn constructor')}({', '.join(parts)})"
+            if a in self._configs:
+                return f"p[{_q(self._configs[a])}]"
+            return self._construct(a, names)
         if isinstance(a, list):
             return "[" + ", ".join(self._expr(x, names) for x in a) + "]"
         if isinstance(a, tuple):
@@ -609,6 +620,11 @@ class ScriptWriter:
         if isinstance(a, torch.device):
             return f"torch.device({_q(str(a))})"
         raise ExportError(f"cannot write argument {a!r} ({type(a).__name__}) as Python source")
+
+    def _construct(self, a: Any, names: dict[torch.fx.Node, str]) -> str:
+        parts = [self._expr(x, names) for x in a.args] + [f"{_checked_ident(k, 'keyword argument')}="
+                                                          f"{self._expr(v, names)}" for k, v in a.kwargs]
+        return f"ttnn.{_checked_path(a.path, 'ttnn constructor')}({', '.join(parts)})"
 
     def _callee(self, node: torch.fx.Node) -> str:
         from ..lowering.ir import HostOp, TTNNOp
@@ -662,6 +678,11 @@ class ScriptWriter:
                  '    Returns the device parameters that ``run`` reads, by name."""',
                  "    w = load_file(str(path))",
                  "    p = {}"]
+        if self._configs:
+            lines.append(f"    # compute kernel configs (precision policy {self.precision!r}), made once")
+        for config, key in self._configs.items():
+            construct = _split_call(self._construct(config, {}))
+            lines.extend(_wrap_call(f"    p[{_q(key)}] = ", construct[0], construct[1]))
         locals_ = Names({"path", "w", "p", "device"})
         for g in graphs:
             names: dict[torch.fx.Node, str] = {}
@@ -794,7 +815,7 @@ class ScriptWriter:
 
     # -- the script ----------------------------------------------------------------------------------------
     def render(self) -> str:
-        from ..runtime.backend import L1_SMALL_SIZE, TRACE_REGION_SIZE
+        from ..runtime.ttnn_probe import L1_SMALL_SIZE, TRACE_REGION_SIZE
         lowered, name = self.lowered, self.program
         sig = lowered.signature
         pro = lowered.prologue
@@ -826,9 +847,12 @@ class ScriptWriter:
         if sig.mutated_inputs:
             io_doc.append(f"Written in place: {', '.join(sig.mutated_inputs)}")
 
-        origin = textwrap.fill(f"Exported by `fx2ttnn export` from {self.source}; dtype {self.dtype}, KV cache / "
-                               f"max_steps {self.max_steps}.", LINE_WIDTH - 4, break_long_words=False,
-                               break_on_hyphens=False)
+        only = " (an exact, reference-only mode: the device's attention kernels take no float32)" \
+            if self.dtype == "float32" else ""
+        origin = textwrap.fill(f"Exported by `fx2ttnn export` from {self.source}; dtype {self.dtype}{only}, "
+                               f"precision policy {self.precision!r} (every compute kernel config is explicit, made "
+                               f"once in load_parameters), KV cache / max_steps {self.max_steps}.", LINE_WIDTH - 4,
+                               break_long_words=False, break_on_hyphens=False)
         head = HEADER.format(
             name=name, key=list(self.key), origin=_doc(origin),
             calls=self.calls, prologue=(f" (+ {self.prologue_calls} in prologue())" if pro is not None else ""),
@@ -841,6 +865,7 @@ class ScriptWriter:
             f'EXPECTED = HERE / {_q(name + "_expected.safetensors")}',
             f"L1_SMALL_SIZE = {L1_SMALL_SIZE}  # conv ops need an L1 small region (as fx2ttnn's runtime opens the device)",
             f"TRACE_REGION_SIZE = {TRACE_REGION_SIZE}",
+            f"REFERENCE_ONLY = {self.dtype == 'float32'}  # float32 programs run on fx2ttnn's reference only",
             "",
             "# inputs of run(), by name; prologue() computes PROLOGUE_OUTPUTS from PROLOGUE_INPUTS once per utterance",
             *_tuple_src("INPUTS", sig.inputs),
@@ -879,6 +904,20 @@ class ScriptWriter:
         parts = [head, IMPORTS, "\n".join(consts), USE_TTNN, "\n".join(load), "\n".join(pro_lines),
                  "\n".join(run_lines), "\n".join(upload), RUNNER.format(name=name)]
         return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _is_compute_config(v: Any) -> bool:
+    from ..lowering.ir import Construct
+    return isinstance(v, Construct) and v.path == "init_device_compute_kernel_config"
+
+
+def _config_key(config: Any) -> str:
+    """``compute_config.HiFi3.fp32_dest.l1_acc``: the parameter key of one compute kernel config."""
+    kw = dict(config.kwargs)
+    parts = [str(kw.get("math_fidelity", "")).rsplit(".", 1)[-1]]
+    parts += [name for flag, name in (("fp32_dest_acc_en", "fp32_dest"), ("packer_l1_acc", "l1_acc"),
+                                      ("math_approx_mode", "approx")) if kw.get(flag)]
+    return "compute_config." + ".".join(parts)
 
 
 def _root_attr(node: torch.fx.Node) -> torch.fx.Node | None:
@@ -1115,6 +1154,11 @@ def main(argv=None):
         use_ttnn("reference" if args.reference else None)
     except ImportError as e:
         print(f"error: {{e}}", file=sys.stderr)
+        return 2
+    if REFERENCE_ONLY and not getattr(ttnn, "IS_REFERENCE", False):
+        print("error: this float32 program is an exact, reference-only mode (the device's attention kernels take "
+              "bfloat16, bfloat8_b or bfloat4_b); run it with --reference, or export with --dtype bfloat16",
+              file=sys.stderr)
         return 2
     device = ttnn.open_device(device_id=args.device_id, l1_small_size=L1_SMALL_SIZE,
                               trace_region_size=TRACE_REGION_SIZE)

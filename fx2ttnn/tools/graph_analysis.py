@@ -228,4 +228,16 @@ def program_stats(gm: torch.fx.GraphModule) -> dict[str, Any]:
                                       is OpKind.MEMORY),
         "longest_chain": {"length": len(chain), "nodes": [n.name for n in chain]},
         "modules": modules,
+        "compute_configs": compute_configs(n for n in calls if n not in bound),
     }
+
+
+def compute_configs(nodes) -> list[dict[str, Any]]:
+    """Per op class (``fx2ttnn/precision.py``): the compute kernel config its ops carry and how many ops
+    (``assign_compute_configs`` records both in ``node.meta["precision"]``)."""
+    counts: Counter = Counter()
+    for n in nodes:
+        if "precision" in n.meta:
+            cls, p = n.meta["precision"]
+            counts[(cls, p.describe())] += 1
+    return [{"class": c, "config": d, "ops": k} for (c, d), k in sorted(counts.items())]

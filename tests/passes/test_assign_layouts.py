@@ -189,7 +189,7 @@ class PositionIncrement(nn.Module):
 @pytest.mark.parametrize("module, inputs, lower, op", [
     (CacheWrite(), (torch.zeros(1, 2, 8, 32), torch.tensor([3]), torch.randn(1, 2, 1, 32)), LowerKVCache(),
      "experimental.paged_update_cache"),
-    (PositionIncrement(), (torch.tensor([3]), torch.randn(2, 32)), LowerElementwise(), "add"),
+    (PositionIncrement(), (torch.tensor([3]), torch.randn(2, 32)), LowerElementwise(), "plus_one"),
 ], ids=["cache-on-host", "position-on-host"])
 def test_inplace_operand_that_needs_a_conversion_raises(module, inputs, lower, op):
     gm = run_passes(capture_module(module, *inputs), lower)

@@ -8,7 +8,7 @@ from torch import nn
 from fx2ttnn.passes.canonicalize import Canonicalize
 from fx2ttnn.passes.decompose import Decompose
 
-from .helpers import aten, assert_matches_eager, capture_module, count_ops, run_pass, run_passes
+from .helpers import aten, assert_matches_eager, capture_module, count_ops, nodes_of, run_lowered, run_pass, run_passes
 
 
 class Normalize(nn.Module):
@@ -18,15 +18,15 @@ class Normalize(nn.Module):
         return nn.functional.normalize(x, dim=-1)
 
 
-def test_normalize_decomposes_into_sum_sqrt_where():
+def test_normalize_decomposes_into_sum_sqrt_lt_where():
     m, x = Normalize(), torch.randn(3, 32)
     gm = run_passes(capture_module(m, x), Canonicalize())
     assert count_ops(gm) == {aten.linalg_vector_norm.default: 1, aten.clamp_min.default: 1, aten.div.Tensor: 1}
 
     res = run_pass(gm, Decompose())
 
-    assert count_ops(gm) == {aten.mul.Tensor: 1, aten.sum.dim_IntList: 1, aten.sqrt.default: 1, aten.ge.Scalar: 1,
-                             aten.where.ScalarOther: 1, aten.div.Tensor: 1}
+    assert count_ops(gm) == {aten.mul.Tensor: 1, aten.sum.dim_IntList: 1, aten.sqrt.default: 1, aten.lt.Scalar: 1,
+                             aten.where.ScalarSelf: 1, aten.div.Tensor: 1}
     assert res.modified and res.stats == {"vector_norm": 1, "clamp_min": 1}
     assert_matches_eager(m, gm, [x])
 
@@ -47,7 +47,7 @@ class Transposes(nn.Module):
 
 
 @pytest.mark.parametrize("module, x, before, after, stats", [
-    (Rsub(), torch.randn(4, 32), {aten.rsub.Scalar: 1}, {aten.sub.Tensor: 1, aten.mul.Tensor: 1}, {"rsub": 1}),
+    (Rsub(), torch.randn(4, 32), {aten.rsub.Scalar: 1}, {aten.neg.default: 1, aten.add.Tensor: 1}, {"rsub": 1}),
     (Views(), torch.randn(4, 1),
      {aten.unsqueeze.default: 2, aten.squeeze.dim: 3, aten.flatten.using_ints: 1, aten.squeeze.default: 1},
      {aten.view.default: 7}, {"view": 7}),
@@ -84,3 +84,58 @@ def test_other_norms_alpha_rsub_and_rank3_permute_are_left_alone():
                              aten.permute.default: 1}
     assert res.stats == {"view": 1}  # the unsqueeze
     assert_matches_eager(m, gm, [x])
+
+
+class ClampMin(nn.Module):
+    def __init__(self, bound: float):
+        super().__init__()
+        self.bound = bound
+
+    def forward(self, x):
+        return torch.clamp_min(x, self.bound)
+
+
+SPECIALS = [float("nan"), -0.0, 0.0, -1.0, 1.0, 0.5, 1e-12, float("inf"), -float("inf")]
+
+
+def _same_bits(golden: torch.Tensor, actual: torch.Tensor) -> bool:
+    """Equal values, NaN where the golden has NaN, and the same sign of every zero."""
+    nan = torch.isnan(golden)
+    return bool(torch.equal(nan, torch.isnan(actual)) and torch.equal(golden[~nan], actual[~nan])
+                and torch.equal(torch.signbit(golden[~nan]), torch.signbit(actual[~nan])))
+
+
+@pytest.mark.parametrize("bound", [0.0, -0.0, 0.5, 1e-12, -float("inf")])
+def test_clamp_min_decomposes_exactly_nan_and_signed_zeros_included(bound):
+    """clamp_min propagates NaN and keeps x when x equals the bound (-0.0 stays -0.0): ``where(x < c, c, x)``."""
+    m = ClampMin(bound)
+    x = torch.tensor(SPECIALS * 4).reshape(4, len(SPECIALS))
+    gm = run_passes(capture_module(m, x), Canonicalize())
+
+    res = run_pass(gm, Decompose())
+
+    assert _same_bits(m(x), gm(x)[0])  # the rewritten ATen graph
+    assert count_ops(gm) == {aten.lt.Scalar: 1, aten.where.ScalarSelf: 1}
+    assert res.stats == {"clamp_min": 1}
+    assert _same_bits(m(x), run_lowered(gm, [x])[0])  # lowered to ttnn.lt / ttnn.where on the reference
+
+
+def test_clamp_min_with_a_nan_bound_is_left_alone():
+    m, x = ClampMin(float("nan")), torch.randn(4, 32)
+    gm = run_passes(capture_module(m, x), Canonicalize())
+
+    res = run_pass(gm, Decompose())
+
+    assert count_ops(gm) == {aten.clamp_min.default: 1}
+    assert res.stats == {"clamp_min_declined": 1} and not res.modified
+    assert "NaN bound" in nodes_of(gm, aten.clamp_min.default)[0].meta["lowering_note"]
+
+
+def test_rsub_keeps_the_sign_of_a_zero_result():
+    """1 - x for x == 1 is +0.0 (``(x - 1) * -1`` gives -0.0); NaN and infinities pass through."""
+    m, x = Rsub(), torch.tensor(SPECIALS * 4).reshape(4, len(SPECIALS))
+    gm = run_passes(capture_module(m, x), Canonicalize())
+
+    run_pass(gm, Decompose())
+
+    assert _same_bits(m(x), gm(x)[0]) and _same_bits(m(x), run_lowered(gm, [x])[0])

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from fx2ttnn.errors import TTNNContractError
 from fx2ttnn.lowering import op_table as ops
 from fx2ttnn.lowering.ir import Ref
 from fx2ttnn.passes.lower_elementwise import LowerElementwise
@@ -160,17 +161,40 @@ def test_sum_lowers(dims, keepdim):
     assert_matches_eager(m, gm, [x])
 
 
-class PositionIncrement(nn.Module):
-    """The decode step's ``position.add_(1)`` on its ``[B]`` position input."""
+class InPlaceAdd(nn.Module):
+    """The decode step's ``position.add_(1)`` on its ``[B]`` position input (or another amount)."""
+
+    def __init__(self, amount: int = 1):
+        super().__init__()
+        self.amount = amount
 
     def forward(self, position, x):
-        position.add_(1)
+        position.add_(self.amount)
         return x * 2
 
 
-def test_inplace_add_on_program_input_writes_output_tensor():
+def test_position_increment_becomes_plus_one():
     inputs = (torch.tensor([3, 3]), torch.randn(2, 32))
-    m = PositionIncrement()
+    m = InPlaceAdd()
+    gm = capture_module(m, *inputs, names=["position", "x"])
+
+    res = run_pass(gm, LowerElementwise())
+
+    assert count_ops(gm) == {ops.plus_one: 1, ops.multiply: 1}
+    assert res.stats == {"inplace": 1, "binary": 1}
+    (inc,) = nodes_of(gm, ops.plus_one)
+    assert inc.args[0].name == "position" and len(inc.args) == 1 and inc.kwargs == {}
+    golden, golden_inputs = eager(m, *inputs)
+    outs, after = run_lowered(gm, inputs, device_inputs=["position"], return_inputs=True)
+    torch.testing.assert_close(outs[0], golden[0])
+    torch.testing.assert_close(after[0].long(), golden_inputs[0])
+
+
+def test_inplace_add_of_another_amount_writes_output_tensor_and_the_contract_refuses_it():
+    """ttnn 0.81.1 refuses ``add(x, b, output_tensor=x)`` on a ROW_MAJOR ``x`` (seen through the real bindings); the
+    lowering emits it (there is no other in-place add) and the contract check at lowering time refuses it."""
+    inputs = (torch.tensor([3, 3]), torch.randn(2, 32))
+    m = InPlaceAdd(2)
     gm = capture_module(m, *inputs, names=["position", "x"])
 
     res = run_pass(gm, LowerElementwise())
@@ -178,12 +202,9 @@ def test_inplace_add_on_program_input_writes_output_tensor():
     assert count_ops(gm) == {ops.add_: 1, ops.multiply: 1}
     assert res.stats == {"inplace": 1, "binary": 1}
     (inc,) = nodes_of(gm, ops.add_)
-    position = inc.args[0]
-    assert position.name == "position" and inc.args[1] == 1 and inc.kwargs == {"output_tensor": position}
-    golden, golden_inputs = eager(m, *inputs)
-    outs, after = run_lowered(gm, inputs, device_inputs=["position"], return_inputs=True)
-    torch.testing.assert_close(outs[0], golden[0])
-    torch.testing.assert_close(after[0].long(), golden_inputs[0])
+    assert inc.args[1] == 2 and inc.kwargs == {"output_tensor": inc.args[0]}
+    with pytest.raises(TTNNContractError, match="Optional output tensor with Row Major input is not supported"):
+        run_lowered(gm, inputs, device_inputs=["position"])
 
 
 class Alpha(nn.Module):

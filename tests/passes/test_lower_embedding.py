@@ -7,6 +7,7 @@ from torch import nn
 
 from fx2ttnn.lowering import op_table as ops
 from fx2ttnn.lowering.ir import Ref
+from fx2ttnn.passes.graph_utils import const_tensor
 from fx2ttnn.passes.lower_embedding import LowerEmbedding
 
 from .helpers import aten, assert_matches_eager, capture_module, count_ops, nodes_of, run_pass
@@ -58,20 +59,10 @@ class Gather3d(nn.Module):
         return self.table.index_select(0, idx) * 2
 
 
-class NarrowEmbedding(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.tokens = nn.Embedding(10, 20)
-
-    def forward(self, ids):
-        return self.tokens(ids) * 2
-
-
 @pytest.mark.parametrize("module, idx, target, reason", [
     (ColumnGather(), torch.tensor([0, 3]), aten.index_select.default, "only row gathers of a 2-D table"),
     (Gather3d(), torch.tensor([0, 3]), aten.index_select.default, "only row gathers of a 2-D table"),
-    (NarrowEmbedding(), torch.tensor([[1, 2]]), aten.embedding.default, "row width 20 is not a multiple of 32"),
-], ids=["index_select-dim1", "index_select-3d", "width-20"])
+], ids=["index_select-dim1", "index_select-3d"])
 def test_lookup_is_not_lowered(module, idx, target, reason):
     torch.manual_seed(0)
     gm = capture_module(module.eval(), idx)
@@ -83,3 +74,53 @@ def test_lookup_is_not_lowered(module, idx, target, reason):
     (node,) = nodes_of(gm, target)
     assert reason in node.meta["lowering_note"]
     assert_matches_eager(module, gm, [idx])
+
+
+class NarrowLookups(nn.Module):
+    """Tables of width 20 (not a multiple of 32): token embedding and a positional row (hidden_size 20)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = nn.Embedding(10, 20)
+        self.register_buffer("pe", torch.randn(16, 20))
+
+    def forward(self, ids, position):
+        return self.tokens(ids) * 2 + self.pe.index_select(0, position)
+
+
+def test_narrow_constant_tables_are_padded_at_lowering_time_and_sliced_back():
+    """ttnn.embedding wants rows a multiple of 32 wide: the constant tables get zero columns up to 32 (once,
+    here) and each gather is cut back to 20 on the device: no host fallback."""
+    torch.manual_seed(0)
+    m = NarrowLookups().eval()
+    ids, position = torch.tensor([[1, 2, 3, 9]]), torch.tensor([5])
+    gm = capture_module(m, ids, position)
+
+    res = run_pass(gm, LowerEmbedding())
+
+    assert res.stats == {"embedding": 1, "index_select": 1, "padded_width": 2}
+    assert count_ops(gm) == {ops.embedding: 2, ops.slice_: 2, aten.mul.Tensor: 1, aten.add.Tensor: 1}
+    for node in nodes_of(gm, ops.embedding):
+        table = const_tensor(gm, node.args[1])
+        assert table.shape[-1] == 32 and torch.count_nonzero(table[:, 20:]) == 0
+    assert [list(s.args[2]) for s in nodes_of(gm, ops.slice_)] == [[1, 4, 20], [1, 20]]
+    assert_matches_eager(m, gm, [ids, position])
+
+
+class MaskRow(nn.Module):
+    """A row of a per-utterance table given as a program input (the decode step's dropout masks)."""
+
+    def forward(self, x, table, position):
+        return x * table.index_select(0, position)
+
+
+def test_a_narrow_table_input_is_padded_on_the_device():
+    x, table, position = torch.randn(1, 40), torch.rand(8, 40), torch.tensor([3])
+    gm = capture_module(MaskRow(), x, table, position)
+
+    res = run_pass(gm, LowerEmbedding())
+
+    assert res.stats == {"index_select": 1, "padded_width": 1}
+    (pad,) = nodes_of(gm, ops.pad)
+    assert pad.args[0].name == "x1" and pad.args[1:] == ([(0, 0), (0, 24)], 0.0)
+    assert_matches_eager(MaskRow(), gm, [x, table, position], device_inputs=["x1"])

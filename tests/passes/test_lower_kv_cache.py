@@ -23,14 +23,17 @@ class CacheWrite(nn.Module):
         return cache * 2
 
 
-def _inputs(batch: int, steps: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return torch.randn(batch, H, S, DH), torch.full((batch,), 3), torch.randn(batch, H, steps, DH)
+def _inputs(batch: int, steps: int = 1, dh: int = DH) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.randn(batch, H, S, dh), torch.full((batch,), 3), torch.randn(batch, H, steps, dh)
 
 
+@pytest.mark.parametrize("dh", [DH, 24], ids=["dh32", "dh24"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_cache_write_lowers_to_paged_update_cache(batch):
+def test_cache_write_lowers_to_paged_update_cache(batch, dh):
+    """A head dim that is not a multiple of 32 is sharded at its tile-padded width (whole tiles per shard, and
+    paged_update_cache wants the shard as wide as the padded row)."""
     torch.manual_seed(0)
-    m, inputs = CacheWrite(), _inputs(batch)
+    m, inputs = CacheWrite(), _inputs(batch, dh=dh)
     gm = capture_module(m, *inputs, names=["cache", "position", "k"])
 
     res = run_pass(gm, LowerKVCache())
@@ -41,9 +44,9 @@ def test_cache_write_lowers_to_paged_update_cache(batch):
     (upd,) = nodes_of(gm, ops.paged_update_cache)
     cache, x = upd.args
     assert cache.name == "cache" and upd.kwargs["update_idxs_tensor"].name == "position"  # the [B] device input
-    assert x.args[0].args == (gm.graph.find_nodes(op="placeholder", target="k")[0], [1, batch, H, DH])
+    assert x.args[0].args == (gm.graph.find_nodes(op="placeholder", target="k")[0], [1, batch, H, dh])
     sharding = x.args[1]
-    assert isinstance(sharding, Construct) and sharding.args == ((32, DH),)  # H padded to a tile, one user per core
+    assert isinstance(sharding, Construct) and sharding.args == ((32, 32),)  # H and dh padded to tiles; user per core
     # numerics: the returned reader and the cache input, written in place on the device
     golden, golden_inputs = eager(m, *inputs)
     outs, after = run_lowered(gm, inputs, device_inputs=["cache"], return_inputs=True)

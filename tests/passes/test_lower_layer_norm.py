@@ -122,3 +122,33 @@ def test_residual_fusion_only_for_a_private_same_shape_add(module, inputs, stats
     assert count_ops(gm)[ops.layer_norm] == 1 and count_ops(gm)[aten.add.Tensor] == adds
     assert all("residual_input_tensor" not in n.kwargs for n in nodes_of(gm, ops.layer_norm))
     assert_matches_eager(module, gm, list(inputs))
+
+
+class BroadcastFirstOperand(nn.Module):
+    """LN(a + b) with the broadcast operand first: ``a`` [1, 1, 64], ``b`` [2, 5, 64]."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(64)
+
+    def forward(self, a, b):
+        return self.ln(a + b)
+
+
+@pytest.mark.parametrize("shapes", [((1, 1, 64), (2, 5, 64)), ((2, 5, 64), (1, 1, 64)), ((1, 5, 64), (2, 1, 64))],
+                         ids=["first-broadcasts", "second-broadcasts", "both-broadcast"])
+def test_residual_is_fused_only_when_both_operands_have_the_output_shape(shapes):
+    """residual_input_tensor must match the input's shape (OP_CONTRACT §6): a broadcast add in either operand,
+    or in both (each smaller than the sum), stays an add and the layer norm is lowered on its own."""
+    torch.manual_seed(0)
+    m = BroadcastFirstOperand().eval()
+    inputs = [torch.randn(*s) for s in shapes]
+    gm = capture_module(m, *inputs)
+
+    res = run_pass(gm, LowerLayerNorm())
+
+    assert res.stats == {"layer_norm_residual_declined": 1, "layer_norm": 1}
+    assert count_ops(gm)[ops.layer_norm] == 1 and count_ops(gm)[aten.add.Tensor] == 1
+    (node,) = nodes_of(gm, ops.layer_norm)
+    assert "residual_input_tensor" not in node.kwargs
+    assert_matches_eager(m, gm, inputs)

@@ -26,9 +26,9 @@ from .helpers import RM, TILE, assert_rejected, bfp8_quantum, block_max, float_d
     (torch.uint8, None, ttnn.uint8, torch.uint8),
     (torch.float32, ttnn.bfloat16, ttnn.bfloat16, torch.bfloat16),
     (torch.float32, ttnn.float32, ttnn.float32, torch.float32),
-    (torch.int64, ttnn.uint32, ttnn.uint32, torch.int32),
+    (torch.int64, ttnn.uint32, ttnn.uint32, torch.uint32),
     (torch.int64, ttnn.int32, ttnn.int32, torch.int32),
-    (torch.int32, ttnn.uint32, ttnn.uint32, torch.int32),
+    (torch.int32, ttnn.uint32, ttnn.uint32, torch.uint32),
 ], ids=lambda v: str(v).replace("torch.", "").replace("ttnn.", ""))
 @pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
 def test_from_torch_to_torch_round_trip(dev, torch_dtype, ttnn_dtype, expect_dtype, expect_host, on_device):
@@ -204,12 +204,12 @@ def test_to_memory_config_into_fixed_buffer(dev, dst_dtype):
 
 
 @pytest.mark.parametrize("strategy, shard, layout", [
-    (ttnn.ShardStrategy.HEIGHT, (32, 64), ttnn.TensorMemoryLayout.HEIGHT_SHARDED),
-    (ttnn.ShardStrategy.WIDTH, (128, 16), ttnn.TensorMemoryLayout.WIDTH_SHARDED),
-    (ttnn.ShardStrategy.BLOCK, (64, 32), ttnn.TensorMemoryLayout.BLOCK_SHARDED),
+    (ttnn.ShardStrategy.HEIGHT, (32, 128), ttnn.TensorMemoryLayout.HEIGHT_SHARDED),
+    (ttnn.ShardStrategy.WIDTH, (128, 32), ttnn.TensorMemoryLayout.WIDTH_SHARDED),
+    (ttnn.ShardStrategy.BLOCK, (64, 64), ttnn.TensorMemoryLayout.BLOCK_SHARDED),
 ], ids=lambda v: getattr(v, "name", None))
 def test_sharding_round_trip(dev, strategy, shard, layout):
-    x = torch.randn(1, 2, 64, 64)
+    x = torch.randn(1, 2, 64, 128)  # every strategy's shards are whole tiles (a TILE tensor needs that)
     grid = ttnn.CoreGrid(y=2, x=2)
     mc = ttnn.create_sharded_memory_config(x.shape, grid, strategy)
     assert mc.is_sharded and mc.memory_layout is layout and mc.buffer_type is ttnn.BufferType.L1
@@ -494,8 +494,17 @@ REJECTIONS = [
     ("interleaved_to_sharded-interleaved", lambda m: ttnn.interleaved_to_sharded(m.tile(32, 32), ttnn.L1_MEMORY_CONFIG),
      "must be a sharded memory config"),
     ("interleaved_to_sharded-too-small", lambda m: ttnn.interleaved_to_sharded(
-        m.tile(1, 4, 32, 32), ttnn.create_sharded_memory_config((1, 1, 32, 32), ttnn.CoreGrid(y=1, x=2),
+        m.tile(1, 4, 32, 32), ttnn.create_sharded_memory_config((1, 1, 64, 32), ttnn.CoreGrid(y=1, x=2),
                                                                ttnn.ShardStrategy.HEIGHT)), "does not cover 128 rows"),
+    ("interleaved_to_sharded-partial-tiles", lambda m: ttnn.interleaved_to_sharded(
+        m.tile(1, 2, 32, 24), ttnn.create_sharded_memory_config((32, 24), ttnn.CoreGrid(y=1, x=2),
+                                                               ttnn.ShardStrategy.HEIGHT,
+                                                               use_height_and_width_as_shard_shape=True)),
+     "shard shape [32, 24] must be tile 32x32 sized"),
+    ("to_memory_config-partial-tiles", lambda m: ttnn.to_memory_config(
+        m.tile(1, 2, 32, 64), ttnn.create_sharded_memory_config((1, 2, 32, 64), ttnn.CoreGrid(y=1, x=4),
+                                                               ttnn.ShardStrategy.HEIGHT)),
+     "shard shape [16, 64] must be tile 32x32 sized"),
     ("interleaved_to_sharded-host", lambda m: ttnn.interleaved_to_sharded(m.host(32, 32),
                                                                           ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG),
      "must be on device"),

@@ -413,6 +413,10 @@ REJECTIONS = [
      f"input_tensor must be [1, {B}, {NKV} (padded to 32), {DH}]"),
     ("puc-input-batch-first", lambda m: _puc(m, x=_sharded(m, (B, 1, 32, DH), cores=1)), "input_tensor must be [1,"),
     ("puc-input-heads", lambda m: _puc(m, x=_sharded(m, (1, B, 16, DH))), "input_tensor must be [1,"),
+    ("puc-input-shard-width", lambda m: _puc(m, cache=m.tile(B, NKV, S, 24), x=m.tile(1, B, 32, 24, mc=(
+        ttnn.create_sharded_memory_config((32, 24), ttnn.CoreGrid(y=1, x=B), ttnn.ShardStrategy.HEIGHT,
+                                          use_height_and_width_as_shard_shape=True)))),
+     "shard width 24 must equal the last dim of its padded shape (32)"),
     ("puc-both-idx", lambda m: _puc(m, update_idxs=[0] * B, update_idxs_tensor=m.ints([0] * B, dtype=ttnn.int32)),
      "give exactly one of update_idxs"),
     ("puc-neither-idx", lambda m: _puc(m, share_cache=False), "give exactly one of update_idxs"),

@@ -22,7 +22,7 @@ from fx2ttnn.errors import TTNNContractError
 from fx2ttnn.runtime import reference as ttnn
 from fx2ttnn.runtime.reference import tensor as rt
 from fx2ttnn.runtime.reference.tensor import Tensor, new_tensor, padded, quantize
-from fx2ttnn.runtime.reference.transformer import _decode_by_position
+from fx2ttnn.runtime.reference.transformer import _decode_by_position, _exact_attend
 
 TILE, RM = ttnn.TILE_LAYOUT, ttnn.ROW_MAJOR_LAYOUT
 DTYPES = {"float32": ttnn.float32, "bfloat16": ttnn.bfloat16, "bfloat8_b": ttnn.bfloat8_b}
@@ -184,7 +184,7 @@ def test_decode_one_position_matches_the_general_path(dev, b, nh, nkv, share, dt
     for p in (0, 37, 95):
         fast = decode(q, k, v, cur_pos_tensor=positions(dev, [p] * b), scale=0.2, share_cache=share)
         qg = vals(q).reshape(b, nkv, nh // nkv, 64)
-        general = _decode_by_position(qg, vals(k), vals(v), [p] * b, b, nh, 32, 64, 96, 0.2, share)
+        general = _decode_by_position(qg, vals(k), vals(v), [p] * b, b, nh, 32, 64, 96, 0.2, share, _exact_attend)
         assert torch.equal(vals(fast), quantize(general, dt))
         assert tuple(fast.shape) == (1, b, 32, 64) and float(vals(fast)[:, :, nh:].abs().sum()) == 0
         # the host-list form and the position tensor agree
@@ -321,12 +321,12 @@ def test_layer_norm_follows_a_gamma_update(dev):
 
 
 def test_decode_follows_position_updates(dev):
-    """Positions are read to the host once per value: a new value (add into it, copy) is read again."""
+    """Positions are read to the host once per value: a new value (plus_one in place, copy) is read again."""
     q = up(torch.randn(1, 1, 4, 32), dev)
     k, v = up(torch.randn(1, 4, 64, 32), dev), up(torch.randn(1, 4, 64, 32), dev)
     pos = positions(dev, [3])
     at3 = vals(decode(q, k, v, cur_pos_tensor=pos))
-    ttnn.add(pos, 1, output_tensor=pos)
+    ttnn.plus_one(pos)
     at4 = vals(decode(q, k, v, cur_pos_tensor=pos))
     assert torch.equal(at4, vals(decode(q, k, v, cur_pos=[4]))) and not torch.equal(at3, at4)
     ttnn.copy(positions(dev, [3]), pos)

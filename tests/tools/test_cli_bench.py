@@ -2,8 +2,8 @@
 
 * one in-process run (``--steps 3 --repeat 1 --text-len 8 --json FILE``): exit 0, every row ``format_table``
   emits, each with a number or ``-`` in its three columns (``-`` exactly where the HF side or the ratio has
-  no value); the JSON file parses, has ``schema_version`` 1 and ``config``/``hf``/``lowered``/``floor_ms``/
-  ``floor_samples_ms``/``ratios`` with finite numbers (times and ratios positive; one floor sample per
+  no value); the JSON file parses, has ``schema_version`` 2 and ``config``/``hf``/``lowered``/``floor_ms``/
+  ``floor_samples_ms``/``ratios``/``emulated`` (null without ``--emulation-cost``) with finite numbers (times and ratios positive; one floor sample per
   repeat, ``floor_ms`` their median), and agrees with the table on the counts;
 * usage errors (an unwritable ``--json`` path, ``--steps 0``) exit 2 with one ``error:`` line, nothing on
   stdout, before any lowering.
@@ -18,7 +18,6 @@ import re
 import statistics
 
 import pytest
-import torch
 
 from tests.utils import run_main
 
@@ -96,9 +95,12 @@ def test_bench_json(bench):
     rc, out, err, report = bench
     assert rc == 0, out + err
     doc = json.loads(report.read_text())
-    assert doc["schema_version"] == 1
-    assert set(doc) == {"schema_version", "config", "hf", "lowered", "floor_ms", "floor_samples_ms", "ratios"}
+    assert doc["schema_version"] == 2
+    assert set(doc) == {"schema_version", "config", "hf", "lowered", "floor_ms", "floor_samples_ms", "ratios",
+                        "emulated"}
+    assert doc["emulated"] is None
     cfg = doc["config"]
+    assert (cfg["precision"], cfg["numerics"]) == ("accuracy", "exact")
     assert (cfg["text_len"], cfg["steps"], cfg["dtype"], cfg["repeat"]) == (TEXT_LEN, STEPS, "float32", REPEAT)
     assert cfg["backend"].startswith("reference ttnn on cpu")
     assert _finite(cfg["torch_threads"]) and cfg["torch_threads"] >= 1
@@ -124,6 +126,24 @@ def test_bench_json(bench):
     rows = table(out)
     assert rows["TTNN ops per decode step"][1] == str(low["ops_per_step"])
     assert float(rows["host<->device transfers per step"][1]) == pytest.approx(low["transfers_per_step"], rel=5e-3)
+
+
+def test_bench_emulation_cost_rows(checkpoint):
+    """``--emulation-cost``: one generation with numerics='device'; each stage's time and its ratio to the timed
+    (exact) runs, in rows of their own."""
+    rc, out, err = run_main(argv(checkpoint, "--steps", "2", "--repeat", "1", "--text-len", str(TEXT_LEN),
+                                 "--dtype", "bfloat16", "--emulation-cost"))
+    assert rc == 0, out + err
+    rows = {line.split("(")[0].strip(): line.split()[-2:] for line in out.splitlines()
+            if line.startswith("device numerics: ")}
+    assert list(rows) == ["device numerics: encoder", "device numerics: decode step",
+                          "device numerics: postnet", "device numerics: vocoder", "device numerics: end to end"]
+    assert all(NUMBER.match(a) and NUMBER.match(b) and float(b) > 0 for a, b in rows.values()), rows
+
+
+def test_float32_with_device_numerics_is_a_usage_error(checkpoint):
+    rc, out, err = run_main(argv(checkpoint, "--dtype", "float32", "--emulation-cost"))
+    assert rc == 2 and "reference-only" in err and out == ""
 
 
 @pytest.mark.parametrize("case", ["json under a file", "json is a directory", "zero steps", "zero repeat"])

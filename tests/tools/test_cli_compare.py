@@ -225,3 +225,26 @@ def test_threshold_defaults_are_the_projects():
     from fx2ttnn.tools.compare import DEFAULT_THRESHOLDS
     from tests.pcc_thresholds import PCC
     assert DEFAULT_THRESHOLDS == {d: max(stage[d] for stage in PCC.values()) for d in ("float32", "bfloat16")}
+
+
+def test_stages_report_one_pcc_per_stage(checkpoint, tmp_path):
+    """``--stages`` with the bfloat16 'performance' policy under device numerics: one row per stage, each PCC high
+    (a healthy tiny model), the JSON with the same numbers and the decode step's weight bytes."""
+    from fx2ttnn.tools.stages import STAGES
+
+    report = tmp_path / "stages.json"
+    rc, out, err = run_main(["compare", "--model", str(checkpoint / "model"), "--vocoder", str(checkpoint / "vocoder"),
+                             "--stages", "--steps", "4", "--text-len", str(TEXT_LEN), "--dtype", "bfloat16",
+                             "--precision", "performance", "--json", str(report)])
+    assert rc == 0, out + err
+    assert out.startswith("fx2ttnn compare --stages: bfloat16 performance (device numerics); 4 decode steps")
+    rows = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[2:] if line.split()}
+    assert list(rows) == list(STAGES) and all(v > 0.99 for v in rows.values()), rows
+    doc = json.loads(report.read_text())
+    assert doc["kind"] == "stages" and doc["pcc"] == pytest.approx(rows, abs=1e-6)
+    assert doc["weight_bytes_per_step"] > 0
+
+
+def test_stages_float32_with_device_numerics_is_a_usage_error(checkpoint):
+    rc, out, err = run_main(argv(checkpoint, "--stages"))  # float32 (argv's) with --stages' default device numerics
+    assert rc == 2 and "reference-only" in err and out == ""

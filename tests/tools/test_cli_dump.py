@@ -237,7 +237,7 @@ def test_json_documents_validate_against_the_schema(json_dump):
     folder = out / "decoder_step_1x32"
     docs = {p.name: json.loads(p.read_text()) for p in [*folder.glob("*.json"), out / "summary.json"]}
     for name, doc in docs.items():
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == 2
         assert validate(doc) == [], name
     linear = docs["011_lower_linear.json"]
     assert linear["kind"] == "pass" and linear["variant"] == [1, 32]
@@ -250,6 +250,8 @@ def test_json_documents_validate_against_the_schema(json_dump):
     assert program["kind"] == "program" and program["prologue"]["program"] == "decoder_step.prologue"
     assert {n["phase"] for n in program["graph"]["nodes"] if n["op"] == "call_function"} == {"bind", "call"}
     assert program["stats"] == next(p["stats"] for p in docs["summary.json"]["programs"])
+    assert docs["summary.json"]["precision"] == "accuracy"
+    assert {c["class"] for c in program["stats"]["compute_configs"]} >= {"linear.small", "layer_norm", "sdpa_decode"}
     # the validator is not vacuous
     broken = json.loads(json.dumps(program))
     del broken["graph"]["nodes"][0]["spec"]

@@ -20,12 +20,12 @@ from .data_movement import (  # noqa: F401
     concat, embedding, pad, permute, repeat, repeat_interleave, reshape, slice, squeeze, transpose, unsqueeze,
 )
 from .eltwise import (  # noqa: F401
-    add, divide, eq, exp, ge, gelu, gt, le, leaky_relu, lt, multiply, neg, relu, rsqrt, sigmoid, sqrt, subtract,
-    sum, tanh, where,
+    add, divide, eq, exp, ge, gelu, gt, le, leaky_relu, lt, multiply, neg, plus_one, relu, rsqrt, sigmoid, sqrt,
+    subtract, sum, tanh, where,
 )
 from .matmul import linear, matmul  # noqa: F401
 from .normalization import batch_norm, layer_norm, softmax  # noqa: F401
-from .tensor import Device, Tensor, close_device, open_device, synchronize_device  # noqa: F401
+from .tensor import NUMERICS, Device, Tensor, close_device, open_device, synchronize_device  # noqa: F401
 from .trace import (  # noqa: F401
     begin_trace_capture, end_trace_capture, execute_trace, is_trace_capture_active, release_trace,
 )

@@ -59,8 +59,9 @@ conv_transpose2d and ``mirror_kernel``
 Numerics
     Inputs are taken as stored (already rounded to their dtype), weights and bias are rounded to the
     prepared dtype, the convolution runs in float32, then bias, the fused ``conv_config.activation``
-    (a ``ttnn.UnaryWithParam``) and the rounding to the output dtype are applied.  Math fidelity and
-    accumulation settings in ``compute_config`` are accepted and not modelled.  Tensors whose values
+    (a ``ttnn.UnaryWithParam``) and the rounding to the output dtype are applied.  On a device opened with
+    ``numerics="device"`` the conv is the matmul of its im2col matrix under ``compute_config`` (math fidelity,
+    DST accumulation, partial-sum buffer; ``device_ops.conv2d``).  Tensors whose values
     are on the torch "meta" device (compile-time shape evaluation) give correctly shaped meta outputs.
 """
 from __future__ import annotations
@@ -71,7 +72,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .matmul import apply_activation_
+from .matmul import apply_activation_, check_compute_config
 from .tensor import device_nbytes, Device, Tensor, checked, quantize, require, wrap
 from .types import (
     BufferType, Conv2dConfig, DataType, DRAM_MEMORY_CONFIG, Layout, MemoryConfig, TensorMemoryLayout,
@@ -257,6 +258,8 @@ def _check_config(op: str, conv_config: Any, compute_config: Any, dtype: Any, me
     require(compute_config is None or isinstance(compute_config, WormholeComputeKernelConfig), op,
             "compute_config must come from ttnn.init_device_compute_kernel_config, got "
             f"{type(compute_config).__name__}")
+    if dtype is not None:
+        check_compute_config(op, compute_config, dtype)
     require(memory_config is None or isinstance(memory_config, MemoryConfig), op,
             f"memory_config must be a ttnn.MemoryConfig, got {type(memory_config).__name__}")
     require(dtype is None or dtype in ACT_DTYPES, op,
@@ -432,7 +435,9 @@ def _effective_weights(weight_tensor: Tensor, bias_tensor: Tensor | None, device
 def _finish(op: str, out_nchw: torch.Tensor, input_tensor: Tensor, device: Device, dtype: Any, conv_config: Any,
             memory_config: Any, slice_config: Any, in_channels: int) -> Tensor:
     act = conv_config.activation if conv_config is not None else None
-    out = apply_activation_(out_nchw, act) if act is not None else out_nchw  # the conv's own, fresh output
+    if act is not None and not device.emulate:  # the device path applied it in DST already (_device_conv)
+        out_nchw = apply_activation_(out_nchw, act)  # the conv's own, fresh output
+    out = out_nchw
     n, c, h, w = out.shape
     out = out.permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)
     layout = conv_config.output_layout if conv_config is not None else Layout.TILE
@@ -520,19 +525,40 @@ def conv2d(input_tensor, weight_tensor, device, in_channels, out_channels, batch
     g = _geometry2d(in_channels, out_channels, batch_size, input_height, input_width, kernel_size, stride, padding,
                     dilation, groups)
     w, b = _effective_weights(weight_tensor, bias_tensor, device, g, conv_config)
-    out = _run_conv2d(input_tensor, w, b, g, device)
+    out = _run_conv2d(input_tensor, w, b, g, device, "conv2d", compute_config, conv_config, dtype)
     dims = (out.shape[2], out.shape[3])
     result = _finish("conv2d", out, input_tensor, device, dtype, conv_config, memory_config, slice_config, in_channels)
     return _results(result, dims, (w, b), return_output_dim, return_weights_and_bias)
 
 
-def _run_conv2d(input_tensor: Tensor, w: Tensor, b: Tensor | None, g: ConvGeometry, device: Device) -> torch.Tensor:
+def _run_conv2d(input_tensor: Tensor, w: Tensor, b: Tensor | None, g: ConvGeometry, device: Device,
+                op: str = "conv2d", compute_config: Any = None, conv_config: Any = None,
+                dtype: Any = None) -> torch.Tensor:
     x = input_tensor._value
     target = _target(device, x, w._value, None if b is None else b._value)
     x = _place(x, target).reshape(g.batch_size, g.input_height, g.input_width, g.in_channels)
     wv = _place(w._value, target).reshape(g.out_channels, g.in_channels // g.groups, *g.kernel_size)
     bv = None if b is None else _place(b._value, target).reshape(-1)
+    if device.emulate and target.type != "meta":
+        from . import device_ops
+        return _device_conv(op, lambda m: device_ops.conv2d(x.permute(0, 3, 1, 2), wv, g.stride, g.padding,
+                                                           g.dilation, g.groups, m),
+                            bv, input_tensor, compute_config, conv_config, dtype)
     return _conv2d_values(x, wv, bv, g.stride, g.padding, g.dilation, g.groups)
+
+
+def _device_conv(op: str, run: Any, bias: torch.Tensor | None, input_tensor: Tensor, compute_config: Any,
+                 conv_config: Any, dtype: Any) -> torch.Tensor:
+    """A conv under ``numerics="device"``: ``run(math)`` gives DST after the K loop (``device_ops``); the bias
+    goes through the partial-sum buffer and DST, the fused activation runs on DST (NCHW, before the output
+    rounding that ``_finish`` does)."""
+    from . import device_ops, numerics
+    out_dtype = dtype or input_tensor.dtype
+    m = numerics.resolve(op, compute_config, fp32_in=input_tensor.dtype is DataType.FLOAT32,
+                         fp32_out=out_dtype is DataType.FLOAT32)
+    act = conv_config.activation if conv_config is not None else None
+    return device_ops.finish_matmul(run(m), m, out_dtype, None if bias is None else bias.view(1, -1, 1, 1), act,
+                                    apply_activation_)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,7 +622,7 @@ def conv1d(input_tensor, weight_tensor, device, in_channels, out_channels, batch
     if isinstance(weight_tensor, PreparedConvTensor) and weight_tensor.geometry == tall:
         g = tall
     w, b = _effective_weights(weight_tensor, bias_tensor, device, g, conv_config)
-    out = _run_conv2d(input_tensor, w, b, g, device)
+    out = _run_conv2d(input_tensor, w, b, g, device, "conv1d", compute_config, conv_config, dtype)
     length = out.shape[2] * out.shape[3]
     result = _finish("conv1d", out, input_tensor, device, dtype, conv_config, memory_config, slice_config, in_channels)
     return _results(result, length, (w, b), return_output_dim, return_weights_and_bias)
@@ -677,7 +703,14 @@ def conv_transpose2d(input_tensor, weight_tensor, device, in_channels, out_chann
     x = _place(x, target).reshape(batch_size, input_height, input_width, in_channels).permute(0, 3, 1, 2)
     wv = _place(w._value, target).reshape(in_channels, out_channels // groups, *g.kernel_size)
     bv = None if b is None else _place(b._value, target).reshape(-1)
-    out = F.conv_transpose2d(x, wv, bv, g.stride, (g.padding[0], g.padding[2]), g.output_padding, groups, g.dilation)
+    if device.emulate and target.type != "meta":
+        from . import device_ops
+        out = _device_conv("conv_transpose2d", lambda m: device_ops.conv_transpose2d(
+            x, wv, g.stride, (g.padding[0], g.padding[2]), g.output_padding, g.dilation, groups, m),
+            bv, input_tensor, compute_config, conv_config, dtype)
+    else:
+        out = F.conv_transpose2d(x, wv, bv, g.stride, (g.padding[0], g.padding[2]), g.output_padding, groups,
+                                 g.dilation)
     dims = (out.shape[2], out.shape[3])
     result = _finish("conv_transpose2d", out, input_tensor, device, dtype, conv_config, None,
                      dram_slice_config, in_channels)

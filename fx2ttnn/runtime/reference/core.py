@@ -12,18 +12,19 @@ from .tensor import (
 )
 from .types import (
     DataType, Layout, MathFidelity, MemoryConfig, ShardOrientation, ShardSpec, ShardStrategy,
-    TensorMemoryLayout, BufferType, WormholeComputeKernelConfig, DRAM_MEMORY_CONFIG,
+    TensorMemoryLayout, ThrottleLevel, BufferType, WormholeComputeKernelConfig, DRAM_MEMORY_CONFIG, TILE_SIZE,
 )
 
 _FROM_TORCH_DTYPE = {
     torch.bfloat16: DataType.BFLOAT16, torch.float32: DataType.FLOAT32, torch.int32: DataType.INT32,
-    torch.uint8: DataType.UINT8, torch.int16: DataType.UINT16,
+    torch.uint8: DataType.UINT8, torch.int16: DataType.UINT16, torch.uint16: DataType.UINT16,
+    torch.uint32: DataType.UINT32,
 }
 _TO_TORCH_DTYPE = {
     DataType.BFLOAT16: torch.bfloat16, DataType.FLOAT32: torch.float32, DataType.BFLOAT8_B: torch.float32,
-    DataType.BFLOAT4_B: torch.float32, DataType.FP8_E4M3: torch.float32, DataType.UINT32: torch.int32,
-    DataType.INT32: torch.int32, DataType.UINT16: torch.int16, DataType.UINT8: torch.uint8, DataType.INT8: torch.int8,
-}
+    DataType.BFLOAT4_B: torch.float32, DataType.FP8_E4M3: torch.float32, DataType.UINT32: torch.uint32,
+    DataType.INT32: torch.int32, DataType.UINT16: torch.uint16, DataType.UINT8: torch.uint8, DataType.INT8: torch.int8,
+}  # ttnn 0.81.1's ttnn_dtype_to_torch_dtype (ttnn/core.py): unsigned stay unsigned
 
 
 def _place(value: torch.Tensor, device: Device | None) -> torch.Tensor:
@@ -171,6 +172,7 @@ def typecast(input_tensor, dtype, *, memory_config=None, output_tensor=None, sub
 def _check_to_memory_config(input_tensor, memory_config, dtype=None, *, output_tensor=None):
     require_device(input_tensor, "to_memory_config", "input_tensor")
     require(isinstance(memory_config, MemoryConfig), "to_memory_config", "memory_config must be a ttnn.MemoryConfig")
+    _require_tile_shards(input_tensor, memory_config, "to_memory_config")  # sharding runs the same factories
     if output_tensor is not None:
         require(tuple(output_tensor.shape) == tuple(input_tensor.shape) and output_tensor.layout is input_tensor.layout,
                 "to_memory_config", "output_tensor must match the input's shape and layout")
@@ -184,10 +186,20 @@ def to_memory_config(input_tensor, memory_config, dtype=None, *, output_tensor=N
     return _moved(input_tensor, dtype=dtype, memory_config=memory_config)
 
 
+def _require_tile_shards(input_tensor, memory_config: MemoryConfig, op: str) -> None:
+    """A TILE tensor is sharded in whole tiles: ttnn 0.81.1's sharding program factories check
+    "Shard shape {} must be tile {}x{} sized!" (a string of its _ttnncpp.so)."""
+    spec = memory_config.shard_spec
+    if input_tensor.layout is Layout.TILE and spec is not None:
+        require(spec.shape[0] % TILE_SIZE == 0 and spec.shape[1] % TILE_SIZE == 0, op,
+                f"shard shape {list(spec.shape)} must be tile {TILE_SIZE}x{TILE_SIZE} sized for a TILE tensor")
+
+
 def _check_sharding(input_tensor, memory_config, *args, **kwargs):
     require_device(input_tensor, "interleaved_to_sharded", "input_tensor")
     require(isinstance(memory_config, MemoryConfig) and memory_config.is_sharded, "interleaved_to_sharded",
             "memory_config must be a sharded memory config")
+    _require_tile_shards(input_tensor, memory_config, "interleaved_to_sharded")
     spec = memory_config.shard_spec
     if spec is not None and memory_config.memory_layout is TensorMemoryLayout.HEIGHT_SHARDED:
         rows = int(np.prod(input_tensor.shape[:-1])) if len(input_tensor.shape) > 1 else 1
@@ -300,7 +312,27 @@ def copy(input_a, input_b, *args, **kwargs):
     return input_b
 
 
-def init_device_compute_kernel_config(arch, math_fidelity=MathFidelity.HiFi4, math_approx_mode=False,
-                                      fp32_dest_acc_en=False, packer_l1_acc=False, **kwargs):
-    return WormholeComputeKernelConfig(math_fidelity, math_approx_mode, fp32_dest_acc_en, packer_l1_acc)
+def _check_init_device_compute_kernel_config(arch, device_kernel_config=None, *, math_fidelity=MathFidelity.LoFi,
+                                             math_approx_mode=True, fp32_dest_acc_en=False, packer_l1_acc=False,
+                                             dst_full_sync_en=False, throttle_level=ThrottleLevel.NO_THROTTLE):
+    op = "init_device_compute_kernel_config"
+    require(device_kernel_config is None or isinstance(device_kernel_config, WormholeComputeKernelConfig), op,
+            f"device_kernel_config must be a ttnn.WormholeComputeKernelConfig, got {type(device_kernel_config).__name__}")
+    require(isinstance(math_fidelity, MathFidelity), op,
+            f"math_fidelity must be a ttnn.MathFidelity, got {math_fidelity!r}")
+    for name, v in (("math_approx_mode", math_approx_mode), ("fp32_dest_acc_en", fp32_dest_acc_en),
+                    ("packer_l1_acc", packer_l1_acc), ("dst_full_sync_en", dst_full_sync_en)):
+        require(isinstance(v, bool), op, f"{name} must be a bool, got {v!r}")
 
+
+@checked(_check_init_device_compute_kernel_config)
+def init_device_compute_kernel_config(arch, device_kernel_config=None, *, math_fidelity=MathFidelity.LoFi,
+                                      math_approx_mode=True, fp32_dest_acc_en=False, packer_l1_acc=False,
+                                      dst_full_sync_en=False, throttle_level=ThrottleLevel.NO_THROTTLE):
+    """The 0.81.1 binding: ``device_kernel_config`` when given, else a config of the keyword arguments, whose
+    defaults (LoFi, approximate SFPU modes, bfloat16 destination, no L1 accumulation) are the binding's own."""
+    if device_kernel_config is not None:
+        return device_kernel_config
+    return WormholeComputeKernelConfig(math_fidelity=math_fidelity, math_approx_mode=math_approx_mode,
+                                       fp32_dest_acc_en=fp32_dest_acc_en, packer_l1_acc=packer_l1_acc,
+                                       dst_full_sync_en=dst_full_sync_en, throttle_level=throttle_level)

@@ -12,7 +12,7 @@ import torch
 from .matmul import _check_activation, apply_activation, apply_activation_
 from .tensor import (
     Tensor, checked, like, quantize, require, require_device, require_dtype, require_layout, require_output,
-    write_into,
+    writable, write_into,
 )
 from .types import BufferType, DataType, GeluVariant, Layout, SigmoidMode, TensorMemoryLayout
 
@@ -44,6 +44,12 @@ def _binary_check(op: str):
                     f"input_tensor_b must be a ttnn.Tensor or a number, got {type(input_tensor_b).__name__}")
         if output_tensor is not None:
             require_device(output_tensor, op, "output_tensor")
+            # ttnn 0.81.1 binary.cpp (seen through the real bindings, fx2ttnn conformance): a preallocated output
+            # with a ROW_MAJOR a and a ROW_MAJOR (or scalar) b is refused before the op reaches the device
+            b_row_major = not isinstance(input_tensor_b, Tensor) or input_tensor_b.layout is Layout.ROW_MAJOR
+            require(not (input_tensor_a.layout is Layout.ROW_MAJOR and b_row_major), op,
+                    "Optional output tensor with Row Major input is not supported right now for Elementwise "
+                    "operations (use ttnn.plus_one to advance an int32 ROW_MAJOR position in place)")
             out_shape = torch.broadcast_shapes(tuple(input_tensor_a.shape), tuple(getattr(input_tensor_b, "shape", ())))
             require(tuple(output_tensor.shape) == tuple(out_shape), op,
                     f"output_tensor shape {list(output_tensor.shape)} != result shape {list(out_shape)}")
@@ -97,6 +103,29 @@ divide = _binary("divide", torch.div, torch.Tensor.div_)
 
 def _compare(op: str, fn):
     return _binary(op, lambda a, b: fn(a, b).to(a.dtype))
+
+
+PLUS_ONE_DTYPES = (DataType.INT32, DataType.UINT32)
+
+
+def _check_plus_one(input_tensor, sub_core_grids=None, skip_negative_entries=False):
+    require_device(input_tensor, "plus_one", "input_tensor")
+    require_dtype(input_tensor, PLUS_ONE_DTYPES, "plus_one", "input_tensor")
+    require_layout(input_tensor, (Layout.ROW_MAJOR,), "plus_one", "input_tensor")
+    require(1 <= len(input_tensor.shape) <= 4, "plus_one",
+            f"input_tensor must have 1 to 4 dimensions, got {len(input_tensor.shape)}")
+
+
+@checked(_check_plus_one)
+def plus_one(input_tensor, sub_core_grids=None, skip_negative_entries=False):
+    """``ttnn.plus_one``: every element + 1, in place (how tt-metal's decode loops advance their int32 position
+    tensor, inside the trace); ``skip_negative_entries`` leaves negative entries and INT32_MAX unchanged."""
+    v = writable(input_tensor)
+    if skip_negative_entries:
+        v.add_(((v >= 0) & (v < 2**31 - 1)).to(v.dtype))
+    else:
+        v.add_(1)
+    return input_tensor
 
 
 # ge is in OP_CONTRACT §11; gt/lt/le/eq share its binary template (docs.tenstorrent.com ttnn.lt).

@@ -27,6 +27,11 @@ def _check_paged_update_cache(cache_tensor, input_tensor, *, update_idxs=None, u
     if mc.shard_spec is not None:
         require(mc.shard_spec.grid.num_cores == b, op,
                 f"input_tensor must be sharded over {b} cores (one per user), got {mc.shard_spec.grid.num_cores}")
+        # ttnn 0.81.1: "Expect input_tensor to have shard width ({}) equal to the last dimension of the input
+        # tensor padded shape ({})": a head dim that is not a multiple of 32 is sharded at its tile-padded width
+        padded = input_tensor.padded_shape[-1]
+        require(mc.shard_spec.shape[1] == padded, op, f"input_tensor shard width {mc.shard_spec.shape[1]} must equal "
+                f"the last dim of its padded shape ({padded})")
     require((update_idxs is None) != (update_idxs_tensor is None), op,
             "give exactly one of update_idxs (list) or update_idxs_tensor (device tensor)")
     if update_idxs_tensor is not None:

@@ -7,7 +7,7 @@ from .tensor import (
     Tensor, checked, derived, flat_value, new_tensor, quantize, require, require_device, require_dtype, require_layout,
     require_output, transposed_value, wrap, write_into,
 )
-from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam
+from .types import DataType, DRAM_MEMORY_CONFIG, Layout, UnaryOpType, UnaryWithParam, WormholeComputeKernelConfig
 
 MATMUL_DTYPES = (DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.BFLOAT16, DataType.FLOAT32)
 ACTIVATIONS = ("relu", "gelu", "sigmoid", "silu", "tanh")
@@ -80,12 +80,24 @@ def _check_batch(op: str, sa: tuple, sb: tuple, a: Tensor, b: Tensor) -> None:
                     "and interleaved inputs")
 
 
+def check_compute_config(op: str, config, out_dtype: DataType) -> None:
+    """A compute kernel config must come from ``init_device_compute_kernel_config``; a float32 output needs a
+    32-bit DST (``fp32_dest_acc_en`` docstring: "required when the output dtype is FLOAT32")."""
+    if config is None:
+        return
+    require(isinstance(config, WormholeComputeKernelConfig), op,
+            f"compute_kernel_config must come from ttnn.init_device_compute_kernel_config, got {type(config).__name__}")
+    require(out_dtype is not DataType.FLOAT32 or config.fp32_dest_acc_en, op,
+            "a float32 output needs fp32_dest_acc_en=True in the compute kernel config")
+
+
 def _check_matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False, memory_config=None,
                   dtype=None, program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
                   output_tile=None, optional_output_tensor=None, **kwargs):
     sa, sb = _operands("matmul", input_tensor_a, input_tensor_b, transpose_a, transpose_b)
     _check_batch("matmul", sa, sb, input_tensor_a, input_tensor_b)
     _check_activation("matmul", activation)
+    check_compute_config("matmul", compute_kernel_config, dtype or input_tensor_a.dtype)
     if optional_output_tensor is not None:
         require_output("matmul", optional_output_tensor, _result_shape(sa, sb))
 
@@ -103,6 +115,9 @@ def _mm(a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool) -> torch.Ten
 def matmul(input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False, memory_config=None,
            dtype=None, program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
            output_tile=None, optional_output_tensor=None, **kwargs):
+    if input_tensor_a._device is not None and input_tensor_a._device.emulate:
+        return _device_matmul("matmul", input_tensor_a, input_tensor_b, None, transpose_a, transpose_b, activation,
+                              compute_kernel_config, dtype, memory_config, optional_output_tensor)
     out = apply_activation(_mm(input_tensor_a, input_tensor_b, transpose_a, transpose_b), activation)
     if optional_output_tensor is not None:
         return write_into(optional_output_tensor, out)
@@ -124,6 +139,7 @@ def _check_linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=Fals
         require(bs[-1] == sb[-1] and all(d == 1 for d in bs[:-1]), "linear",
                 f"bias must be a row vector [1, {sb[-1]}] (or [1, 1, 1, {sb[-1]}]), got {list(bs)}")
     _check_activation("linear", activation)
+    check_compute_config("linear", compute_kernel_config, dtype or input_tensor_a.dtype)
     if optional_output_tensor is not None:
         require_output("linear", optional_output_tensor, _result_shape(sa, sb))
 
@@ -197,6 +213,9 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
            memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
            core_grid=None, output_tile=None, optional_output_tensor=None, **kwargs):
     """``a @ b (+ bias)`` then the optional activation; the weight ``b`` is ``[in, out]``."""
+    if input_tensor_a._device is not None and input_tensor_a._device.emulate:
+        return _device_matmul("linear", input_tensor_a, input_tensor_b, bias, transpose_a, transpose_b, activation,
+                              compute_kernel_config, dtype, memory_config, optional_output_tensor)
     x, w = input_tensor_a._value, input_tensor_b._value
     if transpose_a:
         x = x.transpose(-1, -2)
@@ -247,3 +266,20 @@ def linear(input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, tran
     elif dtype is not _FLOAT32:
         out = quantize(out, dtype)
     return new_tensor(out, dtype, _TILE, memory_config or DRAM_MEMORY_CONFIG, input_tensor_a._device)
+
+
+def _device_matmul(op: str, a: Tensor, b: Tensor, bias: Tensor | None, transpose_a: bool, transpose_b: bool,
+                   activation, compute_kernel_config, dtype, memory_config, optional_output_tensor) -> Tensor:
+    """``matmul`` / ``linear`` under ``numerics="device"`` (``device_ops``: fidelity, DST accumulation, the
+    partial-sum buffer, the bias add and activation in DST); the output rounded to its dtype."""
+    from . import device_ops, numerics
+
+    out_dtype = optional_output_tensor.dtype if optional_output_tensor is not None else (dtype or a.dtype)
+    m = numerics.resolve(op, compute_kernel_config, fp32_in=a.dtype is _FLOAT32, fp32_out=out_dtype is _FLOAT32)
+    x = a._value.transpose(-1, -2) if transpose_a else a._value
+    acc = numerics.matmul(x, device_ops.weight_split(b, transpose_b), m)
+    acc = device_ops.finish_matmul(acc, m, out_dtype, None if bias is None else flat_value(bias), activation,
+                                   apply_activation)
+    if optional_output_tensor is not None:
+        return write_into(optional_output_tensor, acc)
+    return wrap(acc, out_dtype, _TILE, memory_config or DRAM_MEMORY_CONFIG, a._device)

@@ -1,4 +1,9 @@
-"""``layer_norm``, ``softmax``, ``scale_mask_softmax`` and ``batch_norm`` (OP_CONTRACT §5)."""
+"""``layer_norm``, ``softmax`` and ``batch_norm`` (OP_CONTRACT §5).
+
+On a device opened with ``numerics="device"``, layer_norm and softmax run their kernels' stages under the
+compute kernel config (``device_ops``); batch_norm computes exactly in both modes (the SpeechT5 programs fold
+every BatchNorm into its conv and emit none).
+"""
 from __future__ import annotations
 
 import torch
@@ -37,14 +42,29 @@ def _check_layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight
             _check_gamma(t, width, name)
     if residual_input_tensor is not None:
         require_device(residual_input_tensor, "layer_norm", "residual_input_tensor")
-        require(tuple(residual_input_tensor.shape) == tuple(input_tensor.shape), "layer_norm",
-                "residual_input_tensor must have the input's shape")
+        # ttnn 0.81.1's own messages (_ttnncpp.so): "Residual tensor must have TILE layout, got: {}", "Input and
+        # residual logical and padded shapes must match ..."; no dtype rule is among them
+        require_layout(residual_input_tensor, (Layout.TILE,), "layer_norm", "residual_input_tensor")
+        require(tuple(residual_input_tensor.shape) == tuple(input_tensor.shape)
+                and tuple(residual_input_tensor.padded_shape) == tuple(input_tensor.padded_shape), "layer_norm",
+                "Input and residual logical and padded shapes must match, got input: logical="
+                f"{list(input_tensor.shape)} padded={list(input_tensor.padded_shape)} vs residual: logical="
+                f"{list(residual_input_tensor.shape)} padded={list(residual_input_tensor.padded_shape)}")
 
 
 @checked(_check_layer_norm)
 def layer_norm(input_tensor, *, memory_config=None, epsilon=1e-12, weight=None, bias=None,
                residual_input_tensor=None, program_config=None, compute_kernel_config=None):
     """Normalize over the last dim (biased variance); a residual is added first. Output TILE."""
+    if input_tensor._device is not None and input_tensor._device.emulate:
+        from . import device_ops, numerics
+        dtype = input_tensor.dtype
+        m = numerics.resolve("layer_norm", compute_kernel_config, fp32_in=dtype is DataType.FLOAT32)
+        out = device_ops.layer_norm(input_tensor._value,
+                                    None if residual_input_tensor is None else residual_input_tensor._value,
+                                    flat_value(weight) if weight is not None else None,
+                                    flat_value(bias) if bias is not None else None, epsilon, m)
+        return like(input_tensor, out, layout=Layout.TILE, memory_config=memory_config)
     x = input_tensor._value
     if residual_input_tensor is not None:
         x = x + residual_input_tensor._value
@@ -69,6 +89,11 @@ def _check_softmax(input_tensor, dim=-1, *, memory_config=None, compute_kernel_c
 
 @checked(_check_softmax)
 def softmax(input_tensor, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True):
+    if input_tensor._device is not None and input_tensor._device.emulate:
+        from . import device_ops, numerics
+        dtype = input_tensor.dtype
+        m = numerics.resolve("softmax", compute_kernel_config, fp32_in=dtype is DataType.FLOAT32)
+        return like(input_tensor, device_ops.softmax(input_tensor._value, dim, dtype, m), memory_config=memory_config)
     return like(input_tensor, torch.softmax(input_tensor._value, dim), memory_config=memory_config)
 
 

@@ -2,7 +2,8 @@
 
 A reference tensor holds its *logical* values in a torch tensor: float32 for every float dtype, rounded
 to what the device would store (bfloat16: round-to-nearest-even; bfloat8_b / bfloat4_b: block floats
-with one shared exponent per 16 values of a tile row), int64 for integer dtypes.  TILE layout is
+with one shared exponent per 16 values of a tile row, packed as ttnn's host packer packs them:
+``quantize_block_float``), int64 for integer dtypes.  TILE layout is
 modelled by ``padded_shape`` (last two dims rounded up to 32); padding values are never observable
 through the API, so they are not stored.  A device tensor counts its padded bytes against its
 device, which tracks live and peak allocation (what ``tts.report()`` shows as device memory).
@@ -66,23 +67,45 @@ def require_dtype(t: "Tensor", dtypes: tuple[DataType, ...], op: str, arg: str) 
 _BLOCK = 16  # bfp formats share one exponent per 16 values (one row of a 16x16 tile face)
 
 
-def _quantize_block_float(x: torch.Tensor, mantissa_bits: int) -> torch.Tensor:
+def quantize_block_float(x: torch.Tensor, mantissa_bits: int) -> torch.Tensor:
+    """float32 values as ttnn 0.81.1 packs them into bfloat8_b (``mantissa_bits=7``) / bfloat4_b (3) and reads them
+    back: the one conversion of the reference, bit-exact to the real library's host packer (checked value for value
+    by ``fx2ttnn conformance``).
+
+    Per block of 16 consecutive values of the last dim (a tile face row; blocks are aligned to 16 and a short last
+    block is filled with zeros, the tile padding): the shared exponent is the largest biased float32 exponent of the
+    block (255 when it holds an inf or NaN); each value's 24-bit significand (hidden bit included) is shifted right
+    by its exponent's distance to the shared one (the bits shifted out are dropped), then rounded to
+    ``mantissa_bits`` bits at the shifted position, to nearest with ties to even, saturating at the largest
+    mantissa (no exponent bump).  Zeros and subnormals become +0, and so does any value whose mantissa rounds to
+    0 (the sign is dropped).  Reading back: ``mantissa * 2**(shared - 127 - (mantissa_bits - 1))``; with a shared
+    exponent of 255 a value whose mantissa keeps its top bit reads as inf (NaN if any other bit is set).
+    """
     if x.device.type == "meta" or x.numel() == 0:
         return x
     if x.dim() == 0:
-        x = x.reshape(1)
-        return _quantize_block_float(x, mantissa_bits).reshape(())
+        return quantize_block_float(x.reshape(1), mantissa_bits).reshape(())
     w = x.shape[-1]
     pad = (-w) % _BLOCK
     xp = torch.nn.functional.pad(x, (0, pad)) if pad else x
-    g = xp.reshape(*xp.shape[:-1], -1, _BLOCK)
-    maxabs = g.abs().amax(dim=-1, keepdim=True)
-    exp = torch.floor(torch.log2(torch.where(maxabs > 0, maxabs, torch.ones_like(maxabs))))
-    quantum = torch.exp2(exp - (mantissa_bits - 1))
-    limit = 2 ** mantissa_bits - 1
-    q = torch.clamp(torch.round(g / quantum), -limit, limit) * quantum
-    q = q.reshape(xp.shape)
-    return q[..., :w] if pad else q
+    bits = xp.contiguous().view(torch.int32).reshape(*xp.shape[:-1], -1, _BLOCK)
+    exp = (bits >> 23) & 0xFF
+    shared = exp.amax(dim=-1, keepdim=True)
+    significand = ((bits & 0x7FFFFF) | 0x800000) >> (shared - exp).clamp_(max=31)
+    shift = 24 - mantissa_bits
+    rest = significand & ((1 << shift) - 1)
+    m = significand >> shift
+    tie = 1 << (shift - 1)
+    m += (rest > tie) | ((rest == tie) & ((m & 1) == 1))
+    m = m.clamp_(max=(1 << mantissa_bits) - 1).masked_fill_(exp == 0, 0)
+    # m < 2**mantissa_bits times a power of two: exact in float32 (subnormal results included)
+    value = m.to(torch.float32) * torch.exp2((shared - (127 + mantissa_bits - 1)).to(torch.float32))
+    special = (shared == 255) & ((m >> (mantissa_bits - 1)) == 1)
+    if bool(special.any()):
+        nan = special & ((m & ((1 << (mantissa_bits - 1)) - 1)) != 0)
+        value = torch.where(special, torch.where(nan, torch.nan, torch.inf), value)
+    value = torch.where((bits < 0) & (m != 0), -value, value).reshape(xp.shape)
+    return value[..., :w] if pad else value
 
 
 _INT_RANGE = {
@@ -98,9 +121,9 @@ def quantize(value: torch.Tensor, dtype: DataType) -> torch.Tensor:
     if dtype is DataType.BFLOAT16:
         return value.bfloat16().float()  # = .to(torch.bfloat16).to(torch.float32), a cheaper binding
     if dtype is DataType.BFLOAT8_B:
-        return _quantize_block_float(value.to(torch.float32), 7)
+        return quantize_block_float(value.to(torch.float32), 7)
     if dtype is DataType.BFLOAT4_B:
-        return _quantize_block_float(value.to(torch.float32), 3)
+        return quantize_block_float(value.to(torch.float32), 3)
     if dtype is DataType.FP8_E4M3:
         return value.to(torch.float8_e4m3fn).to(torch.float32)
     lo, hi = _INT_RANGE[dtype]
@@ -158,13 +181,27 @@ class Arch:
     WORMHOLE_B0 = "wormhole_b0"
 
 
+NUMERICS = ("exact", "device")
+
+
 class Device:
-    """A reference device: an id, its open parameters, live/peak allocation accounting and traces."""
+    """A reference device: an id, its open parameters, live/peak allocation accounting and traces.
+
+    ``numerics`` (reference only) chooses how the compute ops that take a compute kernel config calculate:
+    ``"exact"`` in float32 on the stored values (outputs rounded to their dtype), or ``"device"``, emulating
+    the Tensix math their config selects (``numerics.py``: math fidelity, destination accumulation, packer
+    formats).  ``emulate`` is ``numerics == "device"``, read by the kernels on every call.
+    """
 
     _ids = itertools.count()
 
     def __init__(self, device_id: int = 0, *, l1_small_size: int = 0, trace_region_size: int = 0,
-                 num_command_queues: int = 1, torch_device: str | torch.device = "cpu"):
+                 num_command_queues: int = 1, torch_device: str | torch.device = "cpu", numerics: str = "exact"):
+        if numerics not in NUMERICS:
+            raise TTNNContractError(f"ttnn.open_device: numerics must be one of {', '.join(NUMERICS)}, "
+                                    f"got {numerics!r} (a reference-only option)")
+        self.numerics = numerics
+        self.emulate = numerics == "device"
         self.device_id = device_id
         self.l1_small_size = l1_small_size
         self.trace_region_size = trace_region_size
@@ -196,10 +233,11 @@ class Device:
 
 def open_device(device_id: int = 0, l1_small_size: int = 0, trace_region_size: int = 0,
                 num_command_queues: int = 1, dispatch_core_config: Any = None, *,
-                torch_device: str | torch.device = "cpu") -> Device:
-    """``ttnn.open_device``; ``torch_device`` (reference only) selects where the torch kernels run."""
+                torch_device: str | torch.device = "cpu", numerics: str = "exact") -> Device:
+    """``ttnn.open_device``; reference only: ``torch_device`` selects where the torch kernels run, ``numerics``
+    whether compute ops emulate the device's math (``"device"``) or compute exactly (``"exact"``, default)."""
     return Device(device_id, l1_small_size=l1_small_size, trace_region_size=trace_region_size,
-                  num_command_queues=num_command_queues, torch_device=torch_device)
+                  num_command_queues=num_command_queues, torch_device=torch_device, numerics=numerics)
 
 
 def close_device(device: Device) -> None:

@@ -7,8 +7,10 @@
 
 Dtypes: the device kernels of both SDPA ops accept bfloat16 / bfloat8_b / bfloat4_b only (tt-metal
 ``sdpa_device_operation.cpp``, ``sdpa_decode_device_operation.cpp``); the contract (§6) does not list that
-restriction, and the reference also accepts float32 so that float32 programs can use these ops.  All math
-is float32 on the stored (already rounded) values; outputs are rounded to the query's dtype.
+restriction.  With ``numerics="exact"`` the reference also accepts float32 (float32 programs are an exact,
+reference-only mode, see README); with ``numerics="device"`` it rejects float32 as the device does.
+Numerics: ``"exact"`` computes in float32 on the stored (already rounded) values; ``"device"`` runs the flash
+loop of the device kernels (``device_ops.flash_attention``).  Outputs are rounded to the query's dtype.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .tensor import (
 from .types import DRAM_MEMORY_CONFIG, BufferType, DataType, Layout, MemoryConfig, TensorMemoryLayout, TILE_SIZE
 
 SDPA_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B, DataType.FLOAT32)
+DEVICE_SDPA_DTYPES = (DataType.BFLOAT16, DataType.BFLOAT8_B, DataType.BFLOAT4_B)  # what the device kernels take
 TM_DTYPES = (DataType.FLOAT32, DataType.BFLOAT16, DataType.BFLOAT8_B)  # head split/concat kernels
 _TILE = (Layout.TILE,)
 
@@ -121,12 +124,23 @@ def scaled_dot_product_attention(input_tensor_q, input_tensor_k, input_tensor_v,
     """
     q, k, v = input_tensor_q._value, input_tensor_k._value, input_tensor_v._value
     b, nqh, s, dh = q.shape
+    sc = dh ** -0.5 if scale is None else float(scale)
     if q.device.type == "meta":
         out = q.new_empty(q.shape)
+    elif input_tensor_q._device.emulate:
+        from . import device_ops
+        op = "transformer.scaled_dot_product_attention"
+        m = _device_math("scaled_dot_product_attention", op, compute_kernel_config, input_tensor_q, input_tensor_k,
+                         input_tensor_v)
+        if k.shape[1] != nqh:
+            k, v = (t.repeat_interleave(nqh // k.shape[1], 1) for t in (k, v))
+        out = device_ops.flash_attention(q, k, v, None if attn_mask is None else attn_mask._value,
+                                         None if attn_mask is None else attn_mask.dtype, sc, bool(is_causal),
+                                         _sdpa_chunk_sizes(op, program_config)[1], m)
     else:
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=None if attn_mask is None else attn_mask._value, is_causal=bool(is_causal),
-            scale=dh ** -0.5 if scale is None else float(scale), enable_gqa=k.shape[1] != nqh)
+            scale=sc, enable_gqa=k.shape[1] != nqh)
     if output_concat_heads:
         out = out.permute(0, 2, 1, 3).reshape(b, 1, s, nqh * dh)
     return like(input_tensor_q, out, layout=Layout.TILE, memory_config=memory_config or DRAM_MEMORY_CONFIG)
@@ -203,8 +217,11 @@ def _check_sdpa_decode(input_tensor_q, input_tensor_k, input_tensor_v, *, is_cau
                     f"with -1 use cur_pos_tensor), got {list(cur_pos)}")
         else:
             require_device(cur_pos_tensor, op, "cur_pos_tensor")
-            require_dtype(cur_pos_tensor, (DataType.INT32, DataType.UINT32), op, "cur_pos_tensor")
-            require_layout(cur_pos_tensor, (Layout.ROW_MAJOR,), op, "cur_pos_tensor")
+            # ttnn 0.81.1's own messages (_ttnncpp.so): "Expect cur_pos to be INT32, got {}" / "... ROW_MAJOR, got {}"
+            require(cur_pos_tensor.dtype is DataType.INT32, op,
+                    f"Expect cur_pos to be INT32, got {cur_pos_tensor.dtype.value} (cur_pos_tensor)")
+            require(cur_pos_tensor.layout is Layout.ROW_MAJOR, op,
+                    f"Expect cur_pos to be ROW_MAJOR, got {cur_pos_tensor.layout.name} (cur_pos_tensor)")
             require(tuple(cur_pos_tensor.shape) == (b,), op,
                     f"cur_pos_tensor must be [{b}] (one position per user), got {list(cur_pos_tensor.shape)}")
     else:
@@ -243,6 +260,10 @@ def scaled_dot_product_attention_decode(input_tensor_q, input_tensor_k, input_te
         nkv, s = k.shape[1], k.shape[2]
         sc = dh ** -0.5 if scale is None else float(scale)
         qg = q.reshape(b, nkv, nh // nkv, dh)  # GQA: the query heads of one KV head form its "rows"
+        attend = _exact_attend
+        if input_tensor_q._device.emulate:
+            attend = _device_attend(compute_kernel_config, program_config, input_tensor_q, input_tensor_k,
+                                    input_tensor_v, attn_mask, s)
         res = None
         if is_causal:
             pos = cur_pos if cur_pos is not None else host_list(cur_pos_tensor)
@@ -251,14 +272,14 @@ def scaled_dot_product_attention_decode(input_tensor_q, input_tensor_k, input_te
                 kk, vv = k[:, :, :p + 1], v[:, :, :p + 1]
                 if share_cache:
                     kk, vv = kk.expand(b, -1, -1, -1), vv.expand(b, -1, -1, -1)
-                res = F.scaled_dot_product_attention(qg, kk, vv, scale=sc)
+                res = attend(qg, kk, vv, None, sc)
             else:
-                out = _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache)
+                out = _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache, attend)
         else:
             mask = reshaped_value(attn_mask, (b, nkv, nh // nkv, s))  # [1, b, nh, s]; one mask, many layers
             if share_cache:
                 k, v = k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)
-            res = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=sc)
+            res = attend(qg, k, v, mask, sc)
         if res is not None:
             out = res.reshape(1, b, nh, dh)
             if pnh != nh:  # the padding heads: zeros
@@ -285,7 +306,34 @@ def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache) -> torch.Tensor:
+def _exact_attend(q, k, v, mask, scale) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def _device_math(kind: str, op: str, compute_kernel_config, *tensors):
+    """The ``numerics.Math`` of an SDPA op under ``numerics="device"``, which (as the device kernels) takes
+    bfloat16 / bfloat8_b / bfloat4_b operands only (``DEVICE_SDPA_DTYPES``)."""
+    from . import numerics
+    for t, name in zip(tensors, ("input_tensor_q", "input_tensor_k", "input_tensor_v")):
+        require_dtype(t, DEVICE_SDPA_DTYPES, op, f"{name} (numerics='device')")
+    return numerics.resolve(kind, compute_kernel_config)
+
+
+def _device_attend(compute_kernel_config, program_config, q, k, v, attn_mask, s):
+    """The decode attention under ``numerics="device"``: ``device_ops.flash_attention`` over K chunks."""
+    from . import device_ops
+    op = "transformer.scaled_dot_product_attention_decode"
+    m = _device_math("scaled_dot_product_attention_decode", op, compute_kernel_config, q, k, v)
+    kc = int(program_config.k_chunk_size) if program_config is not None and program_config.k_chunk_size > 0 \
+        else _decode_chunk_size(s)
+    mask_dtype = None if attn_mask is None else attn_mask.dtype
+
+    def attend(qq, kk, vv, mask, scale):
+        return device_ops.flash_attention(qq, kk, vv, mask, mask_dtype, scale, False, kc, m)
+    return attend
+
+
+def _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache, attend) -> torch.Tensor:
     """Causal decode with users at different positions (or skipped, -1): one attention per position."""
     pos = [int(p) for p in pos]
     require(all(-1 <= p < s for p in pos), "transformer.scaled_dot_product_attention_decode",
@@ -299,7 +347,7 @@ def _decode_by_position(qg, k, v, pos, b, nh, pnh, dh, s, sc, share_cache) -> to
         idx = slice(None) if len(users) == b else users
         kk, vv = (t[:, :, :p + 1].expand(len(users), -1, -1, -1) if share_cache else t[idx, :, :p + 1]
                   for t in (k, v))
-        res = F.scaled_dot_product_attention(qg[idx], kk, vv, scale=sc)
+        res = attend(qg[idx], kk, vv, None, sc)
         out[0, idx, :nh] = res.reshape(len(users), nh, dh)
     return out
 

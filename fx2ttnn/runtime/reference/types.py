@@ -174,18 +174,42 @@ class SigmoidMode(enum.Enum):
 
 
 class MathFidelity(enum.Enum):
+    """Mantissa-bit passes through the 5b x 7b multiplier (``runtime/reference/numerics.py`` has the bit rules).
+
+    ``Invalid`` is what ``WormholeComputeKernelConfig()`` holds when no fidelity is given: the op then uses its
+    own default (``numerics.OP_DEFAULTS``)."""
+
     LoFi = "LoFi"
     HiFi2 = "HiFi2"
     HiFi3 = "HiFi3"
     HiFi4 = "HiFi4"
+    Invalid = "Invalid"
+
+    def __repr__(self) -> str:
+        return f"ttnn.MathFidelity.{self.value}"
 
 
-@dataclass(frozen=True)
+class ThrottleLevel(enum.Enum):
+    NO_THROTTLE = "NO_THROTTLE"
+
+
+@dataclass(frozen=True, kw_only=True)
 class WormholeComputeKernelConfig:
-    math_fidelity: MathFidelity = MathFidelity.HiFi4
-    math_approx_mode: bool = False
+    """``ttnn.WormholeComputeKernelConfig``: keyword-only, with the 0.81.1 binding's defaults (read from its
+    ``__nb_signature__``): an unset fidelity is ``Invalid``, approximate SFPU modes on, bfloat16 destination,
+    no packer L1 accumulation."""
+
+    math_fidelity: MathFidelity = MathFidelity.Invalid
+    math_approx_mode: bool = True
     fp32_dest_acc_en: bool = False
     packer_l1_acc: bool = False
+    dst_full_sync_en: bool = False
+    throttle_level: ThrottleLevel = ThrottleLevel.NO_THROTTLE
+
+    def __repr__(self) -> str:
+        return (f"WormholeComputeKernelConfig(math_fidelity={self.math_fidelity.value}, "
+                f"math_approx_mode={self.math_approx_mode}, fp32_dest_acc_en={self.fp32_dest_acc_en}, "
+                f"packer_l1_acc={self.packer_l1_acc})")
 
 
 BlackholeComputeKernelConfig = WormholeComputeKernelConfig
